@@ -1,0 +1,388 @@
+//! `distnet.customers.v1.CustomerService`: validate → authorize → store → reply.
+
+use distnet_platform::ServiceError;
+use distnet_platform::auth::{self, Caller};
+use distnet_platform::events::Outbox;
+use distnet_platform::idempotency::{self, Claim};
+use distnet_platform::pagination;
+use distnet_platform::validate::{Violations, is_valid_id, parse_name};
+use distnet_proto::customers::v1::customer_service_server::CustomerService;
+use distnet_proto::customers::v1::{
+    BatchGetCustomersRequest, BatchGetCustomersResponse, CreateCustomerRequest, Customer, CustomerFormat,
+    CustomerStatus, GetCustomerRequest, ListCustomersRequest, ListCustomersResponse,
+    ListOwnershipHistoryRequest, ListOwnershipHistoryResponse, ReassignOwnerRequest, UpdateCustomerRequest,
+};
+use distnet_proto::events::v1::CustomerChanged;
+use sqlx::PgPool;
+use tonic::{Request, Response, Status};
+
+use crate::domain::access::{self, Holder};
+use crate::domain::profile;
+use crate::store;
+
+/// Error domain of this service.
+pub const DOMAIN: &str = "customers.distnet";
+
+/// At most this many names in one BatchGetCustomers.
+const MAX_BATCH: usize = 1000;
+
+pub struct CustomersApi {
+    pool: PgPool,
+    outbox: Outbox,
+}
+
+impl CustomersApi {
+    pub fn new(pool: PgPool, outbox: Outbox) -> Self {
+        Self { pool, outbox }
+    }
+}
+
+fn holder(customer: &Customer) -> Holder<'_> {
+    Holder {
+        customer_id: customer.name.strip_prefix("customers/").unwrap_or(&customer.name),
+        owner_id: &customer.owner_id,
+        area_id: &customer.area_id,
+    }
+}
+
+/// The profile as this caller may see it.
+fn present(caller: &Caller, mut customer: Customer) -> Customer {
+    if !access::sees_contact_phone(caller, holder(&customer)) {
+        customer.contact_phone = access::mask_phone(&customer.contact_phone);
+    }
+    customer
+}
+
+/// Out of scope reads answer NOT_FOUND so that existence does not leak.
+fn readable(caller: &Caller, name: &str, customer: Option<Customer>) -> Result<Customer, ServiceError> {
+    customer
+        .filter(|c| access::may_read(caller, holder(c)))
+        .ok_or_else(|| ServiceError::not_found(name))
+}
+
+fn reply<T>(result: Result<T, ServiceError>) -> Result<Response<T>, Status> {
+    result.map(Response::new).map_err(|e| e.into_status(DOMAIN))
+}
+
+impl CustomersApi {
+    async fn create(&self, caller: Caller, request: CreateCustomerRequest) -> Result<Customer, ServiceError> {
+        caller.require(access::CREATORS)?;
+        let mut v = Violations::new();
+        v.request_id(&request.request_id);
+        v.check(
+            request.customer_id.is_empty() || is_valid_id(&request.customer_id),
+            "customer_id",
+            "must be 1..63 of [a-z0-9-]",
+        );
+        let mut customer = request.customer.clone().unwrap_or_default();
+        if customer.owner_id.is_empty() && caller.role == auth::Role::CustomerManager {
+            customer.owner_id = caller.sub.clone();
+        }
+        if request.customer.is_none() {
+            v.add("customer", "must be set");
+        } else {
+            profile::validate(&customer, "customer", &mut v);
+        }
+        v.into_result()?;
+        if !access::may_place_in_area(&caller, &customer.area_id) {
+            return Err(ServiceError::permission_denied(format!(
+                "area {} is not one of yours",
+                customer.area_id
+            )));
+        }
+
+        let mut tx = self.pool.begin().await?;
+        let key = match idempotency::claim(
+            &mut tx,
+            &caller.idempotency_scope(),
+            &request.request_id,
+            "CreateCustomer",
+            &request,
+        )
+        .await?
+        {
+            Claim::Replay(response) => return Ok(response),
+            Claim::Fresh(key) => key,
+        };
+        let id = if request.customer_id.is_empty() {
+            format!("c-{}", uuid::Uuid::now_v7().simple())
+        } else {
+            request.customer_id.clone()
+        };
+        let created = store::insert(&mut tx, &id, &customer, &caller.sub).await?;
+        self.outbox
+            .publish(
+                &mut tx,
+                &created.name,
+                &CustomerChanged {
+                    customer: Some(created.clone()),
+                },
+            )
+            .await?;
+        let response = present(&caller, created);
+        key.complete(&mut tx, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn get(&self, caller: Caller, request: GetCustomerRequest) -> Result<Customer, ServiceError> {
+        caller.require(access::READERS)?;
+        let id = parse_name(&request.name, "customers", "name")?;
+        let customer = readable(&caller, &request.name, store::get(&self.pool, id).await?)?;
+        Ok(present(&caller, customer))
+    }
+
+    async fn batch_get(
+        &self,
+        caller: Caller,
+        request: BatchGetCustomersRequest,
+    ) -> Result<BatchGetCustomersResponse, ServiceError> {
+        caller.require(access::READERS)?;
+        if request.names.len() > MAX_BATCH {
+            return Err(ServiceError::invalid_field(
+                "names",
+                format!("at most {MAX_BATCH} names"),
+            ));
+        }
+        let mut ids = Vec::with_capacity(request.names.len());
+        for (i, name) in request.names.iter().enumerate() {
+            ids.push(parse_name(name, "customers", &format!("names[{i}]"))?.to_string());
+        }
+        let found = store::get_many(&self.pool, &ids).await?;
+        let by_name: std::collections::HashMap<&str, &Customer> =
+            found.iter().map(|c| (c.name.as_str(), c)).collect();
+        let mut customers = Vec::with_capacity(request.names.len());
+        for name in &request.names {
+            let customer = readable(&caller, name, by_name.get(name.as_str()).map(|c| (*c).clone()))?;
+            customers.push(present(&caller, customer));
+        }
+        Ok(BatchGetCustomersResponse { customers })
+    }
+
+    async fn list(
+        &self,
+        caller: Caller,
+        request: ListCustomersRequest,
+    ) -> Result<ListCustomersResponse, ServiceError> {
+        caller.require(access::READERS)?;
+        let mut v = Violations::new();
+        v.check(request.page_size >= 0, "page_size", "must not be negative");
+        v.known_enum::<CustomerFormat>(request.format, "format");
+        v.known_enum::<CustomerStatus>(request.status, "status");
+        v.text(&request.name_prefix, "name_prefix", 100);
+        v.text(&request.area_id, "area_id", 63);
+        v.text(&request.owner_id, "owner_id", 63);
+        v.into_result()?;
+        let filter = store::ListFilter {
+            area_id: request.area_id,
+            owner_id: request.owner_id,
+            format: request.format,
+            status: request.status,
+            name_prefix: request.name_prefix,
+        };
+        let fingerprint = format!("{filter:?}");
+        let page = pagination::read(request.page_size, &request.page_token, &fingerprint)?;
+        let rows = store::list(&self.pool, &filter, &access::visibility(&caller), &page).await?;
+        let (rows, next_page_token) = pagination::finish(rows, &page, &fingerprint, |c| {
+            c.name.strip_prefix("customers/").unwrap_or_default().to_string()
+        });
+        Ok(ListCustomersResponse {
+            customers: rows.into_iter().map(|c| present(&caller, c)).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn update(&self, caller: Caller, request: UpdateCustomerRequest) -> Result<Customer, ServiceError> {
+        caller.require(access::EDITORS)?;
+        let mut v = Violations::new();
+        v.request_id(&request.request_id);
+        let Some(patch) = request.customer.clone() else {
+            v.add("customer", "must be set");
+            return Err(v
+                .into_result()
+                .err()
+                .unwrap_or_else(|| ServiceError::invalid_field("customer", "must be set")));
+        };
+        v.into_result()?;
+        let id = parse_name(&patch.name, "customers", "customer.name")?.to_string();
+        let paths = request.update_mask.clone().map(|m| m.paths).unwrap_or_default();
+
+        let mut tx = self.pool.begin().await?;
+        let key = match idempotency::claim(
+            &mut tx,
+            &caller.idempotency_scope(),
+            &request.request_id,
+            "UpdateCustomer",
+            &request,
+        )
+        .await?
+        {
+            Claim::Replay(response) => return Ok(response),
+            Claim::Fresh(key) => key,
+        };
+        let current = store::get_for_update(&mut tx, &id).await?;
+        let current = readable(&caller, &patch.name, current)?;
+        if !access::may_edit(&caller, holder(&current)) {
+            return Err(ServiceError::permission_denied(
+                "you may not change this customer",
+            ));
+        }
+        if !patch.etag.is_empty() && patch.etag != current.etag {
+            return Err(
+                ServiceError::stale_etag(&patch.name).with_metadata("current_etag", current.etag.clone())
+            );
+        }
+        let next = profile::apply_update_mask(&current, &patch, &paths)?;
+        let mut v = Violations::new();
+        profile::validate(&next, "customer", &mut v);
+        v.into_result()?;
+        if next.area_id != current.area_id && !access::may_place_in_area(&caller, &next.area_id) {
+            return Err(ServiceError::permission_denied(format!(
+                "area {} is not one of yours",
+                next.area_id
+            )));
+        }
+        let updated = store::update(&mut tx, &id, &next).await?;
+        self.outbox
+            .publish(
+                &mut tx,
+                &updated.name,
+                &CustomerChanged {
+                    customer: Some(updated.clone()),
+                },
+            )
+            .await?;
+        let response = present(&caller, updated);
+        key.complete(&mut tx, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn reassign(
+        &self,
+        caller: Caller,
+        request: ReassignOwnerRequest,
+    ) -> Result<Customer, ServiceError> {
+        caller.require(access::OWNER_ASSIGNERS)?;
+        let mut v = Violations::new();
+        v.request_id(&request.request_id);
+        v.non_empty(&request.new_owner_id, "new_owner_id");
+        v.text(&request.new_owner_id, "new_owner_id", 63);
+        v.non_empty(&request.reason, "reason");
+        v.text(&request.reason, "reason", 500);
+        v.into_result()?;
+        let id = parse_name(&request.name, "customers", "name")?.to_string();
+
+        let mut tx = self.pool.begin().await?;
+        let key = match idempotency::claim(
+            &mut tx,
+            &caller.idempotency_scope(),
+            &request.request_id,
+            "ReassignOwner",
+            &request,
+        )
+        .await?
+        {
+            Claim::Replay(response) => return Ok(response),
+            Claim::Fresh(key) => key,
+        };
+        let current = store::get_for_update(&mut tx, &id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found(&request.name))?;
+        if !request.etag.is_empty() && request.etag != current.etag {
+            return Err(
+                ServiceError::stale_etag(&request.name).with_metadata("current_etag", current.etag.clone())
+            );
+        }
+        if current.owner_id == request.new_owner_id {
+            return Err(ServiceError::failed_precondition(
+                "ALREADY_OWNER",
+                format!("{} already owns {}", request.new_owner_id, request.name),
+            ));
+        }
+        let updated =
+            store::reassign_owner(&mut tx, &id, &request.new_owner_id, &caller.sub, &request.reason).await?;
+        self.outbox
+            .publish(
+                &mut tx,
+                &updated.name,
+                &CustomerChanged {
+                    customer: Some(updated.clone()),
+                },
+            )
+            .await?;
+        let response = present(&caller, updated);
+        key.complete(&mut tx, &response).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    async fn history(
+        &self,
+        caller: Caller,
+        request: ListOwnershipHistoryRequest,
+    ) -> Result<ListOwnershipHistoryResponse, ServiceError> {
+        caller.require(access::READERS)?;
+        let id = parse_name(&request.name, "customers", "name")?;
+        readable(&caller, &request.name, store::get(&self.pool, id).await?)?;
+        Ok(ListOwnershipHistoryResponse {
+            ownerships: store::ownership_history(&self.pool, id).await?,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl CustomerService for CustomersApi {
+    async fn create_customer(
+        &self,
+        request: Request<CreateCustomerRequest>,
+    ) -> Result<Response<Customer>, Status> {
+        let caller = auth::caller(&request).map_err(|e| e.into_status(DOMAIN))?;
+        reply(self.create(caller, request.into_inner()).await)
+    }
+
+    async fn get_customer(&self, request: Request<GetCustomerRequest>) -> Result<Response<Customer>, Status> {
+        let caller = auth::caller(&request).map_err(|e| e.into_status(DOMAIN))?;
+        reply(self.get(caller, request.into_inner()).await)
+    }
+
+    async fn batch_get_customers(
+        &self,
+        request: Request<BatchGetCustomersRequest>,
+    ) -> Result<Response<BatchGetCustomersResponse>, Status> {
+        let caller = auth::caller(&request).map_err(|e| e.into_status(DOMAIN))?;
+        reply(self.batch_get(caller, request.into_inner()).await)
+    }
+
+    async fn list_customers(
+        &self,
+        request: Request<ListCustomersRequest>,
+    ) -> Result<Response<ListCustomersResponse>, Status> {
+        let caller = auth::caller(&request).map_err(|e| e.into_status(DOMAIN))?;
+        reply(self.list(caller, request.into_inner()).await)
+    }
+
+    async fn update_customer(
+        &self,
+        request: Request<UpdateCustomerRequest>,
+    ) -> Result<Response<Customer>, Status> {
+        let caller = auth::caller(&request).map_err(|e| e.into_status(DOMAIN))?;
+        reply(self.update(caller, request.into_inner()).await)
+    }
+
+    async fn reassign_owner(
+        &self,
+        request: Request<ReassignOwnerRequest>,
+    ) -> Result<Response<Customer>, Status> {
+        let caller = auth::caller(&request).map_err(|e| e.into_status(DOMAIN))?;
+        reply(self.reassign(caller, request.into_inner()).await)
+    }
+
+    async fn list_ownership_history(
+        &self,
+        request: Request<ListOwnershipHistoryRequest>,
+    ) -> Result<Response<ListOwnershipHistoryResponse>, Status> {
+        let caller = auth::caller(&request).map_err(|e| e.into_status(DOMAIN))?;
+        reply(self.history(caller, request.into_inner()).await)
+    }
+}

@@ -1,0 +1,5 @@
+//! The rules of customer profiles, free of I/O: who may see and change which
+//! customer, what a valid profile is, and how an update mask applies.
+
+pub mod access;
+pub mod profile;

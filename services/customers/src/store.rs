@@ -1,0 +1,358 @@
+//! Customer profiles in Postgres (schema `customers`). Queries are plain SQL with
+//! `query_as` into row types; conversion to the wire type happens here.
+
+use distnet_platform::ServiceError;
+use distnet_platform::pagination::Page;
+use distnet_proto::common::v1::{LatLng, LocalTimeWindow, PostalAddress, TimeOfDay};
+use distnet_proto::customers::v1::{Customer, CustomerStatus, Ownership};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+
+use crate::domain::access::Visibility;
+use crate::domain::profile::{etag, window_minutes};
+
+const COLUMNS: &str = "id, display_name, legal_name, format, area_id, owner_id, province, city, \
+     district, street, postal_code, latitude, longitude, contact_name, contact_phone, \
+     receiving_start, receiving_end, receiving_time_zone, settlement, status, floor_area_sqm, \
+     version, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct CustomerRow {
+    id: String,
+    display_name: String,
+    legal_name: String,
+    format: i16,
+    area_id: String,
+    owner_id: String,
+    province: String,
+    city: String,
+    district: String,
+    street: String,
+    postal_code: String,
+    latitude: f64,
+    longitude: f64,
+    contact_name: String,
+    contact_phone: String,
+    receiving_start: Option<i16>,
+    receiving_end: Option<i16>,
+    receiving_time_zone: String,
+    settlement: i16,
+    status: i16,
+    floor_area_sqm: i32,
+    version: i64,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+fn time_of_day(minutes: i16) -> TimeOfDay {
+    TimeOfDay {
+        hours: i32::from(minutes / 60),
+        minutes: i32::from(minutes % 60),
+    }
+}
+
+impl From<CustomerRow> for Customer {
+    fn from(row: CustomerRow) -> Self {
+        let receiving_window = match (row.receiving_start, row.receiving_end) {
+            (Some(start), Some(end)) => Some(LocalTimeWindow {
+                start: Some(time_of_day(start)),
+                end: Some(time_of_day(end)),
+                time_zone: row.receiving_time_zone,
+            }),
+            _ => None,
+        };
+        Customer {
+            name: format!("customers/{}", row.id),
+            display_name: row.display_name,
+            legal_name: row.legal_name,
+            format: i32::from(row.format),
+            area_id: row.area_id,
+            owner_id: row.owner_id,
+            address: Some(PostalAddress {
+                province: row.province,
+                city: row.city,
+                district: row.district,
+                street: row.street,
+                postal_code: row.postal_code,
+            }),
+            location: Some(LatLng {
+                latitude: row.latitude,
+                longitude: row.longitude,
+            }),
+            contact_name: row.contact_name,
+            contact_phone: row.contact_phone,
+            receiving_window,
+            settlement: i32::from(row.settlement),
+            status: i32::from(row.status),
+            floor_area_sqm: row.floor_area_sqm,
+            etag: etag(row.version),
+            create_time: Some(timestamp(row.created_at)),
+            update_time: Some(timestamp(row.updated_at)),
+        }
+    }
+}
+
+/// Enum numbers are validated before they get here; out-of-range ones cannot be stored.
+fn small(value: i32) -> i16 {
+    i16::try_from(value).unwrap_or(i16::MAX)
+}
+
+pub async fn insert(
+    tx: &mut PgConnection,
+    id: &str,
+    c: &Customer,
+    assigned_by: &str,
+) -> Result<Customer, ServiceError> {
+    let address = c.address.clone().unwrap_or_default();
+    let location = c.location.unwrap_or_default();
+    let (receiving_start, receiving_end, receiving_time_zone) = window_minutes(&c.receiving_window);
+    let status = if c.status == CustomerStatus::Unspecified as i32 {
+        CustomerStatus::Active as i32
+    } else {
+        c.status
+    };
+    let row: CustomerRow = sqlx::query_as(&format!(
+        "INSERT INTO customers (id, display_name, legal_name, format, area_id, owner_id, province, \
+         city, district, street, postal_code, latitude, longitude, contact_name, contact_phone, \
+         receiving_start, receiving_end, receiving_time_zone, settlement, status, floor_area_sqm) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+         $19, $20, $21) RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(&c.display_name)
+    .bind(&c.legal_name)
+    .bind(small(c.format))
+    .bind(&c.area_id)
+    .bind(&c.owner_id)
+    .bind(&address.province)
+    .bind(&address.city)
+    .bind(&address.district)
+    .bind(&address.street)
+    .bind(&address.postal_code)
+    .bind(location.latitude)
+    .bind(location.longitude)
+    .bind(&c.contact_name)
+    .bind(&c.contact_phone)
+    .bind(receiving_start)
+    .bind(receiving_end)
+    .bind(receiving_time_zone)
+    .bind(small(c.settlement))
+    .bind(small(status))
+    .bind(c.floor_area_sqm)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| match ServiceError::from(e) {
+        err if err.code == tonic::Code::AlreadyExists => {
+            ServiceError::already_exists(format!("customers/{id}"))
+        }
+        err => err,
+    })?;
+    sqlx::query(
+        "INSERT INTO customer_ownerships (customer_id, owner_id, assigned_by, reason)
+         VALUES ($1, $2, $3, 'created')",
+    )
+    .bind(id)
+    .bind(&c.owner_id)
+    .bind(assigned_by)
+    .execute(&mut *tx)
+    .await?;
+    Ok(row.into())
+}
+
+pub async fn get(pool: &PgPool, id: &str) -> Result<Option<Customer>, ServiceError> {
+    let row: Option<CustomerRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM customers WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(Into::into))
+}
+
+/// Reads and locks a customer for a change in `tx`.
+pub async fn get_for_update(tx: &mut PgConnection, id: &str) -> Result<Option<Customer>, ServiceError> {
+    let row: Option<CustomerRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM customers WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+pub async fn get_many(pool: &PgPool, ids: &[String]) -> Result<Vec<Customer>, ServiceError> {
+    let rows: Vec<CustomerRow> =
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM customers WHERE id = ANY($1)"))
+            .bind(ids)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Writes the profile fields of `c` and bumps the version.
+pub async fn update(tx: &mut PgConnection, id: &str, c: &Customer) -> Result<Customer, ServiceError> {
+    let address = c.address.clone().unwrap_or_default();
+    let location = c.location.unwrap_or_default();
+    let (receiving_start, receiving_end, receiving_time_zone) = window_minutes(&c.receiving_window);
+    let row: CustomerRow = sqlx::query_as(&format!(
+        "UPDATE customers SET display_name = $2, legal_name = $3, format = $4, area_id = $5, \
+         province = $6, city = $7, district = $8, street = $9, postal_code = $10, latitude = $11, \
+         longitude = $12, contact_name = $13, contact_phone = $14, receiving_start = $15, \
+         receiving_end = $16, receiving_time_zone = $17, settlement = $18, status = $19, \
+         floor_area_sqm = $20, version = version + 1, updated_at = now() \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(&c.display_name)
+    .bind(&c.legal_name)
+    .bind(small(c.format))
+    .bind(&c.area_id)
+    .bind(&address.province)
+    .bind(&address.city)
+    .bind(&address.district)
+    .bind(&address.street)
+    .bind(&address.postal_code)
+    .bind(location.latitude)
+    .bind(location.longitude)
+    .bind(&c.contact_name)
+    .bind(&c.contact_phone)
+    .bind(receiving_start)
+    .bind(receiving_end)
+    .bind(receiving_time_zone)
+    .bind(small(c.settlement))
+    .bind(small(c.status))
+    .bind(c.floor_area_sqm)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(row.into())
+}
+
+/// Ends the current ownership and starts the new one: exactly one owner at a time.
+pub async fn reassign_owner(
+    tx: &mut PgConnection,
+    id: &str,
+    new_owner: &str,
+    assigned_by: &str,
+    reason: &str,
+) -> Result<Customer, ServiceError> {
+    sqlx::query(
+        "UPDATE customer_ownerships SET end_time = clock_timestamp()
+         WHERE customer_id = $1 AND end_time IS NULL",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO customer_ownerships (customer_id, owner_id, assigned_by, reason)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(new_owner)
+    .bind(assigned_by)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
+    let row: CustomerRow = sqlx::query_as(&format!(
+        "UPDATE customers SET owner_id = $2, version = version + 1, updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(new_owner)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(row.into())
+}
+
+pub async fn ownership_history(pool: &PgPool, id: &str) -> Result<Vec<Ownership>, ServiceError> {
+    type Row = (
+        String,
+        chrono::DateTime<chrono::Utc>,
+        Option<chrono::DateTime<chrono::Utc>>,
+        String,
+        String,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT owner_id, start_time, end_time, assigned_by, reason FROM customer_ownerships
+         WHERE customer_id = $1 ORDER BY start_time",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(owner_id, start, end, assigned_by, reason)| Ownership {
+            owner_id,
+            start_time: Some(timestamp(start)),
+            end_time: end.map(timestamp),
+            assigned_by,
+            reason,
+        })
+        .collect())
+}
+
+/// Filters of ListCustomers; empty / zero means "any".
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    pub area_id: String,
+    pub owner_id: String,
+    pub format: i32,
+    pub status: i32,
+    pub name_prefix: String,
+}
+
+/// One page in id order, with one look-ahead row.
+pub async fn list(
+    pool: &PgPool,
+    filter: &ListFilter,
+    visibility: &Visibility,
+    page: &Page,
+) -> Result<Vec<Customer>, ServiceError> {
+    let mut q: QueryBuilder<Postgres> =
+        QueryBuilder::new(format!("SELECT {COLUMNS} FROM customers WHERE true"));
+    match visibility {
+        Visibility::All => {}
+        Visibility::OwnedOrInAreas { owner, areas } => {
+            q.push(" AND (owner_id = ").push_bind(owner.clone());
+            q.push(" OR area_id = ANY(").push_bind(areas.clone()).push("))");
+        }
+        Visibility::InAreas(areas) => {
+            q.push(" AND area_id = ANY(").push_bind(areas.clone()).push(")");
+        }
+        Visibility::Only(id) => {
+            q.push(" AND id = ").push_bind(id.clone());
+        }
+        Visibility::Nothing => {
+            q.push(" AND false");
+        }
+    }
+    if !filter.area_id.is_empty() {
+        q.push(" AND area_id = ").push_bind(filter.area_id.clone());
+    }
+    if !filter.owner_id.is_empty() {
+        q.push(" AND owner_id = ").push_bind(filter.owner_id.clone());
+    }
+    if filter.format != 0 {
+        q.push(" AND format = ").push_bind(small(filter.format));
+    }
+    if filter.status != 0 {
+        q.push(" AND status = ").push_bind(small(filter.status));
+    }
+    if !filter.name_prefix.is_empty() {
+        let pattern = format!("{}%", escape_like(&filter.name_prefix.to_lowercase()));
+        q.push(" AND lower(display_name) LIKE ").push_bind(pattern);
+    }
+    if let Some(after) = &page.after {
+        q.push(" AND id > ").push_bind(after.clone());
+    }
+    q.push(" ORDER BY id LIMIT ").push_bind(page.size + 1);
+    let rows: Vec<CustomerRow> = q.build_query_as().fetch_all(pool).await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}

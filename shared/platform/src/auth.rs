@@ -1,0 +1,322 @@
+//! Who is calling. Tokens are JWTs carrying `sub`, `role` and scopes (areas, zones,
+//! depot, or the retailer's own customer id). The middleware validates the token
+//! and puts a [`Caller`] into the request; handlers decide what that caller may do.
+
+use std::fmt;
+use std::sync::Arc;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ServiceError;
+use crate::settings::{AuthSettings, TokenAlgorithm};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    CustomerManager,
+    CallCenterAgent,
+    MarketInspector,
+    Driver,
+    Dispatcher,
+    AllocationPlanner,
+    Admin,
+    Retailer,
+    /// Another distnet service.
+    Service,
+}
+
+impl Role {
+    pub const ALL: [Role; 9] = [
+        Role::CustomerManager,
+        Role::CallCenterAgent,
+        Role::MarketInspector,
+        Role::Driver,
+        Role::Dispatcher,
+        Role::AllocationPlanner,
+        Role::Admin,
+        Role::Retailer,
+        Role::Service,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::CustomerManager => "customer_manager",
+            Role::CallCenterAgent => "call_center_agent",
+            Role::MarketInspector => "market_inspector",
+            Role::Driver => "driver",
+            Role::Dispatcher => "dispatcher",
+            Role::AllocationPlanner => "allocation_planner",
+            Role::Admin => "admin",
+            Role::Retailer => "retailer",
+            Role::Service => "service",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role `{s}`"))
+    }
+}
+
+/// The token's claims.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub sub: String,
+    pub role: Role,
+    pub exp: i64,
+    #[serde(default)]
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub iss: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub areas: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depot: Option<String>,
+    /// For a retailer: its own customer id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+}
+
+impl Claims {
+    /// Claims valid for `ttl` from now.
+    pub fn new(sub: impl Into<String>, role: Role, ttl: std::time::Duration) -> Self {
+        let now = chrono::Utc::now().timestamp();
+        Self {
+            sub: sub.into(),
+            role,
+            exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            iat: now,
+            iss: String::new(),
+            areas: Vec::new(),
+            zones: Vec::new(),
+            depot: None,
+            customer: None,
+        }
+    }
+
+    pub fn with_areas<I: IntoIterator<Item = S>, S: Into<String>>(mut self, areas: I) -> Self {
+        self.areas = areas.into_iter().map(Into::into).collect();
+        self
+    }
+
+    pub fn with_customer(mut self, customer: impl Into<String>) -> Self {
+        self.customer = Some(customer.into());
+        self
+    }
+}
+
+/// The authenticated caller, available to handlers through the request extensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub sub: String,
+    pub role: Role,
+    pub areas: Vec<String>,
+    pub zones: Vec<String>,
+    pub depot: Option<String>,
+    pub customer: Option<String>,
+}
+
+impl From<Claims> for Caller {
+    fn from(claims: Claims) -> Self {
+        Self {
+            sub: claims.sub,
+            role: claims.role,
+            areas: claims.areas,
+            zones: claims.zones,
+            depot: claims.depot,
+            customer: claims.customer,
+        }
+    }
+}
+
+impl Caller {
+    /// The caller's role must be one of `allowed`.
+    pub fn require(&self, allowed: &[Role]) -> Result<(), ServiceError> {
+        if allowed.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(
+                ServiceError::permission_denied(format!("role {} may not call this method", self.role))
+                    .with_metadata("role", self.role.as_str()),
+            )
+        }
+    }
+
+    pub fn has_area(&self, area_id: &str) -> bool {
+        self.areas.iter().any(|a| a == area_id)
+    }
+
+    /// The key under which this caller's request ids are remembered.
+    pub fn idempotency_scope(&self) -> String {
+        format!("{}:{}", self.role, self.sub)
+    }
+}
+
+/// Reads the caller the middleware stored, or `UNAUTHENTICATED`.
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, ServiceError> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| ServiceError::unauthenticated("no bearer token"))
+}
+
+/// Validates bearer tokens.
+#[derive(Clone)]
+pub struct TokenVerifier {
+    key: Arc<DecodingKey>,
+    validation: Validation,
+}
+
+impl fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field("algorithms", &self.validation.algorithms)
+            .finish()
+    }
+}
+
+impl TokenVerifier {
+    pub fn from_settings(settings: &AuthSettings) -> anyhow::Result<Self> {
+        let (algorithm, key) = match settings.algorithm {
+            TokenAlgorithm::HS256 => {
+                anyhow::ensure!(
+                    !settings.hs256_secret.expose().is_empty(),
+                    "auth.hs256_secret is empty"
+                );
+                (
+                    Algorithm::HS256,
+                    DecodingKey::from_secret(settings.hs256_secret.expose().as_bytes()),
+                )
+            }
+            TokenAlgorithm::EdDSA => {
+                let pem = std::fs::read(&settings.public_key_path)?;
+                (Algorithm::EdDSA, DecodingKey::from_ed_pem(&pem)?)
+            }
+            TokenAlgorithm::RS256 => {
+                let pem = std::fs::read(&settings.public_key_path)?;
+                (Algorithm::RS256, DecodingKey::from_rsa_pem(&pem)?)
+            }
+        };
+        // Only the configured algorithm is accepted: never `none`, never a switch
+        // from an asymmetric key to HMAC.
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        if !settings.issuer.is_empty() {
+            validation.set_issuer(&[settings.issuer.as_str()]);
+        }
+        Ok(Self {
+            key: Arc::new(key),
+            validation,
+        })
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Caller, ServiceError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| ServiceError::unauthenticated(format!("invalid token: {e}")))?;
+        Ok(data.claims.into())
+    }
+
+    /// Reads `authorization: Bearer <token>`.
+    pub fn verify_header(&self, value: Option<&http::HeaderValue>) -> Result<Caller, ServiceError> {
+        let value =
+            value.ok_or_else(|| ServiceError::unauthenticated("missing authorization: Bearer <token>"))?;
+        let text = value
+            .to_str()
+            .map_err(|_| ServiceError::unauthenticated("malformed authorization header"))?;
+        let token = text
+            .strip_prefix("Bearer ")
+            .or_else(|| text.strip_prefix("bearer "))
+            .ok_or_else(|| ServiceError::unauthenticated("authorization must be `Bearer <token>`"))?;
+        self.verify(token.trim())
+    }
+}
+
+/// Mints HS256 tokens: for `distnet token`, the dev runner and tests. Production
+/// tokens come from the identity provider.
+#[derive(Clone)]
+pub struct TokenIssuer {
+    key: EncodingKey,
+}
+
+impl TokenIssuer {
+    pub fn hs256(secret: &str) -> Self {
+        Self {
+            key: EncodingKey::from_secret(secret.as_bytes()),
+        }
+    }
+
+    pub fn mint(&self, claims: &Claims) -> anyhow::Result<String> {
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &self.key,
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::settings::Secret;
+
+    fn settings(secret: &str) -> AuthSettings {
+        AuthSettings {
+            hs256_secret: Secret::new(secret),
+            ..AuthSettings::default()
+        }
+    }
+
+    #[test]
+    fn a_minted_token_verifies_with_its_scopes() {
+        let claims =
+            Claims::new("cm-7", Role::CustomerManager, Duration::from_secs(60)).with_areas(["area-03"]);
+        let token = TokenIssuer::hs256("s3cret").mint(&claims).expect("mint");
+        let caller = TokenVerifier::from_settings(&settings("s3cret"))
+            .expect("verifier")
+            .verify(&token)
+            .expect("verify");
+        assert_eq!(caller.sub, "cm-7");
+        assert_eq!(caller.role, Role::CustomerManager);
+        assert!(caller.has_area("area-03"));
+    }
+
+    #[test]
+    fn wrong_secret_expired_and_unsigned_tokens_are_refused() {
+        let verifier = TokenVerifier::from_settings(&settings("right")).expect("verifier");
+        let claims = Claims::new("a", Role::Admin, Duration::from_secs(60));
+        let wrong = TokenIssuer::hs256("wrong").mint(&claims).expect("mint");
+        assert!(verifier.verify(&wrong).is_err());
+
+        let mut old = claims.clone();
+        old.exp = chrono::Utc::now().timestamp() - 3600;
+        let expired = TokenIssuer::hs256("right").mint(&old).expect("mint");
+        assert!(verifier.verify(&expired).is_err());
+
+        // alg: none, hand-made.
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = b64.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = b64.encode(serde_json::to_vec(&claims).expect("json"));
+        assert!(verifier.verify(&format!("{header}.{body}.")).is_err());
+        assert!(verifier.verify("not-a-token").is_err());
+    }
+}

@@ -1,0 +1,322 @@
+//! Events between services: written to the `outbox` in the same transaction as the
+//! change, relayed by a background task to each subscriber's `EventSink/Deliver`
+//! (at least once, in order per subscriber and so per aggregate, exponential
+//! backoff), and recorded in the consumer's `inbox` so a redelivery is a no-op.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use distnet_proto::events::v1::event_sink_client::EventSinkClient;
+use distnet_proto::events::v1::event_sink_server::EventSink;
+use distnet_proto::events::v1::{DeliverRequest, DeliverResponse, EventEnvelope};
+use prost::Message;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::watch;
+use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument as _;
+
+use crate::auth::{self, Role};
+use crate::error::ServiceError;
+use crate::settings::Settings;
+use crate::telemetry;
+
+/// Writes events into the caller's transaction.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    source: &'static str,
+    /// Short event name → subscribers.
+    subscriptions: Arc<HashMap<String, Vec<String>>>,
+}
+
+impl Outbox {
+    pub fn new(source: &'static str, settings: &Settings) -> Self {
+        Self {
+            source,
+            subscriptions: Arc::new(settings.events.subscriptions.clone().into_iter().collect()),
+        }
+    }
+
+    /// Adds `event` about `aggregate` (a resource name) to the transaction. It is
+    /// delivered only if the transaction commits.
+    pub async fn publish<E: prost::Name>(
+        &self,
+        tx: &mut PgConnection,
+        aggregate: &str,
+        event: &E,
+    ) -> Result<(), ServiceError> {
+        let event_id = uuid::Uuid::now_v7();
+        let envelope = EventEnvelope {
+            event_id: event_id.to_string(),
+            event_type: E::full_name(),
+            source: self.source.to_string(),
+            aggregate: aggregate.to_string(),
+            occur_time: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),
+            trace_context: telemetry::current_trace_context(),
+            payload: Some(prost_types::Any::from_msg(event).map_err(ServiceError::internal)?),
+        };
+        let (outbox_id,): (i64,) = sqlx::query_as(
+            "INSERT INTO outbox (event_id, event_type, aggregate, envelope)
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(event_id)
+        .bind(E::NAME)
+        .bind(aggregate)
+        .bind(envelope.encode_to_vec())
+        .fetch_one(&mut *tx)
+        .await?;
+        let subscribers = self.subscriptions.get(E::NAME).cloned().unwrap_or_default();
+        if !subscribers.is_empty() {
+            sqlx::query(
+                "INSERT INTO outbox_pending (subscriber, outbox_id)
+                 SELECT s, $2 FROM unnest($1::text[]) AS s",
+            )
+            .bind(&subscribers)
+            .bind(outbox_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Relays pending events to subscribers until shutdown.
+pub struct Relay {
+    pool: PgPool,
+    /// Subscriber name → its EventSink.
+    sinks: Vec<(String, EventSinkClient<Channel>)>,
+    token: String,
+    poll: Duration,
+    batch: i64,
+    max_backoff: Duration,
+}
+
+impl Relay {
+    /// `token` is a `service` token the subscribers accept.
+    pub fn new(pool: PgPool, settings: &Settings, token: String) -> anyhow::Result<Self> {
+        let mut subscribers: Vec<String> = settings
+            .events
+            .subscriptions
+            .values()
+            .flatten()
+            .cloned()
+            .collect();
+        subscribers.sort();
+        subscribers.dedup();
+        let mut sinks = Vec::new();
+        for subscriber in subscribers {
+            let Some(endpoint) = settings.services.get(&subscriber) else {
+                anyhow::bail!("events.subscriptions names unknown service `{subscriber}`");
+            };
+            let channel = Endpoint::from_shared(endpoint.url.clone())?
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(10))
+                .connect_lazy();
+            sinks.push((subscriber, EventSinkClient::new(channel)));
+        }
+        Ok(Self {
+            pool,
+            sinks,
+            token,
+            poll: Duration::from_millis(settings.events.relay_poll_ms.max(10)),
+            batch: settings.events.relay_batch.max(1),
+            max_backoff: Duration::from_millis(settings.events.relay_max_backoff_ms.max(100)),
+        })
+    }
+
+    pub fn spawn(self, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            if self.sinks.is_empty() {
+                return;
+            }
+            loop {
+                for (subscriber, client) in &self.sinks {
+                    if let Err(error) = self.relay_once(subscriber, client.clone()).await {
+                        tracing::debug!(%subscriber, %error, "relay pass failed");
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(self.poll) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        })
+    }
+
+    /// Delivers one batch to one subscriber. Returns how many events were delivered.
+    pub async fn relay_once(
+        &self,
+        subscriber: &str,
+        mut client: EventSinkClient<Channel>,
+    ) -> Result<usize, ServiceError> {
+        let mut tx = self.pool.begin().await?;
+        // One relay per subscriber at a time across replicas keeps the order.
+        let (locked,): (bool,) =
+            sqlx::query_as("SELECT pg_try_advisory_xact_lock(hashtext('outbox:' || $1))")
+                .bind(subscriber)
+                .fetch_one(&mut *tx)
+                .await?;
+        if !locked {
+            return Ok(0);
+        }
+        let rows: Vec<(i64, Vec<u8>, i32, bool)> = sqlx::query_as(
+            "SELECT p.outbox_id, o.envelope, p.attempts, p.next_attempt_at <= now()
+             FROM outbox_pending p JOIN outbox o ON o.id = p.outbox_id
+             WHERE p.subscriber = $1
+             ORDER BY p.outbox_id
+             LIMIT $2",
+        )
+        .bind(subscriber)
+        .bind(self.batch)
+        .fetch_all(&mut *tx)
+        .await?;
+        // The head of the queue decides: later events wait behind it.
+        let Some(&(head_id, _, head_attempts, head_due)) = rows.first() else {
+            return Ok(0);
+        };
+        if !head_due {
+            return Ok(0);
+        }
+        let mut events = Vec::with_capacity(rows.len());
+        for (_, bytes, _, _) in &rows {
+            events.push(EventEnvelope::decode(bytes.as_slice())?);
+        }
+        let span = tracing::info_span!("outbox.relay", %subscriber, events = events.len());
+        if let Some(first) = events.first() {
+            telemetry::continue_trace_from_map(&span, &first.trace_context);
+        }
+        let mut request = tonic::Request::new(DeliverRequest { events });
+        if let Ok(value) = format!("Bearer {}", self.token).parse() {
+            request.metadata_mut().insert("authorization", value);
+        }
+        let result = client.deliver(request).instrument(span).await;
+        match result {
+            Ok(_) => {
+                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+                sqlx::query("DELETE FROM outbox_pending WHERE subscriber = $1 AND outbox_id = ANY($2)")
+                    .bind(subscriber)
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(ids.len())
+            }
+            Err(status) => {
+                let backoff = backoff(head_attempts, self.max_backoff);
+                tracing::warn!(%subscriber, code = ?status.code(), message = status.message(), attempts = head_attempts + 1, ?backoff, "event delivery failed");
+                sqlx::query(
+                    "UPDATE outbox_pending
+                     SET attempts = attempts + 1,
+                         next_attempt_at = now() + make_interval(secs => $3),
+                         last_error = $4
+                     WHERE subscriber = $1 AND outbox_id = $2",
+                )
+                .bind(subscriber)
+                .bind(head_id)
+                .bind(backoff.as_secs_f64())
+                .bind(format!("{:?}: {}", status.code(), status.message()))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(0)
+            }
+        }
+    }
+}
+
+/// Exponential backoff from 100 ms, doubling per failed attempt, capped.
+pub fn backoff(attempts: i32, max: Duration) -> Duration {
+    let exponent = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
+    Duration::from_millis(100u64.saturating_mul(1u64 << exponent)).min(max)
+}
+
+/// What a consumer does with one event, inside the transaction that records it in
+/// the inbox: the effect and the record commit together.
+#[tonic::async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    async fn handle(&self, tx: &mut PgConnection, event: &EventEnvelope) -> Result<(), ServiceError>;
+}
+
+/// Serves `EventSink/Deliver` for a consuming service.
+pub struct EventInbox<H> {
+    pool: PgPool,
+    handler: H,
+    domain: &'static str,
+}
+
+impl<H: EventHandler> EventInbox<H> {
+    pub fn new(pool: PgPool, handler: H, domain: &'static str) -> Self {
+        Self {
+            pool,
+            handler,
+            domain,
+        }
+    }
+
+    async fn apply(&self, event: &EventEnvelope) -> Result<bool, ServiceError> {
+        let event_id = uuid::Uuid::parse_str(&event.event_id)
+            .map_err(|_| ServiceError::invalid_field("events.event_id", "must be a UUID"))?;
+        let mut tx = self.pool.begin().await?;
+        let new = sqlx::query(
+            "INSERT INTO inbox (event_id, event_type, source) VALUES ($1, $2, $3)
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(event_id)
+        .bind(&event.event_type)
+        .bind(&event.source)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if new {
+            self.handler.handle(&mut tx, event).await?;
+            tx.commit().await?;
+        }
+        Ok(new)
+    }
+}
+
+#[tonic::async_trait]
+impl<H: EventHandler> EventSink for EventInbox<H> {
+    async fn deliver(
+        &self,
+        request: tonic::Request<DeliverRequest>,
+    ) -> Result<tonic::Response<DeliverResponse>, tonic::Status> {
+        let caller = auth::caller(&request).map_err(|e| e.into_status(self.domain))?;
+        caller
+            .require(&[Role::Service, Role::Admin])
+            .map_err(|e| e.into_status(self.domain))?;
+        let mut response = DeliverResponse::default();
+        for event in &request.get_ref().events {
+            let span = tracing::info_span!("event.apply", event_type = %event.event_type, aggregate = %event.aggregate);
+            telemetry::continue_trace_from_map(&span, &event.trace_context);
+            // Events apply in order; the first failure stops the batch so the
+            // relay retries from there.
+            let new = self
+                .apply(event)
+                .instrument(span)
+                .await
+                .map_err(|e| e.into_status(self.domain))?;
+            if new {
+                response.applied += 1;
+            } else {
+                response.duplicates += 1;
+            }
+        }
+        Ok(tonic::Response::new(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let max = Duration::from_secs(30);
+        assert_eq!(backoff(0, max), Duration::from_millis(100));
+        assert_eq!(backoff(3, max), Duration::from_millis(800));
+        assert_eq!(backoff(100, max), max);
+        assert_eq!(backoff(-5, max), Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,19 @@
+//! What every distnet service needs, written once: settings, telemetry, database and
+//! migrations, errors, auth, idempotency, the outbox and inbox, pagination and
+//! server start-up.
+
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod idempotency;
+pub mod middleware;
+pub mod pagination;
+pub mod postgres;
+pub mod server;
+pub mod settings;
+pub mod telemetry;
+pub mod validate;
+
+pub use error::{ServiceError, ServiceResult};
+pub use settings::Settings;

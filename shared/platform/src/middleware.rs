@@ -1,0 +1,148 @@
+//! The request pipeline every server runs, in one tower layer: a span per RPC that
+//! continues the caller's W3C trace, load shedding beyond the concurrency limit
+//! (`RESOURCE_EXHAUSTED` with `RetryInfo`, answered at once so the server stays
+//! responsive), and bearer-token authentication. Health and reflection stay open.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+use tonic::body::Body;
+use tower::{Layer, Service};
+use tracing::Instrument as _;
+
+use crate::auth::TokenVerifier;
+use crate::error::ServiceError;
+use crate::telemetry;
+
+/// Paths that need no token.
+fn is_open(path: &str) -> bool {
+    path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")
+}
+
+#[derive(Clone)]
+pub struct RpcLayer {
+    verifier: Arc<TokenVerifier>,
+    permits: Arc<Semaphore>,
+    domain: &'static str,
+}
+
+impl RpcLayer {
+    pub fn new(verifier: TokenVerifier, concurrency_limit: usize, domain: &'static str) -> Self {
+        Self {
+            verifier: Arc::new(verifier),
+            permits: Arc::new(Semaphore::new(concurrency_limit.max(1))),
+            domain,
+        }
+    }
+}
+
+impl<S> Layer<S> for RpcLayer {
+    type Service = RpcService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RpcService<S> {
+    inner: S,
+    layer: RpcLayer,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+impl<S, B> Service<http::Request<B>> for RpcService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The ready inner service is the one to call; leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        let path = request.uri().path().to_string();
+        let span = tracing::info_span!(
+            "rpc",
+            otel.kind = "server",
+            rpc.method = %path,
+            rpc.grpc.status_code = tracing::field::Empty,
+            caller = tracing::field::Empty,
+        );
+        telemetry::continue_trace_from_headers(&span, request.headers());
+
+        let reject = |error: ServiceError| -> Self::Future {
+            let status = error.into_status(layer.domain);
+            Box::pin(async move { Ok(status.into_http::<Body>()) })
+        };
+
+        if is_open(&path) {
+            return Box::pin(async move { inner.call(request).await }.instrument(span));
+        }
+        let Ok(permit) = layer.permits.clone().try_acquire_owned() else {
+            tracing::warn!(parent: &span, "shedding load: concurrency limit reached");
+            return reject(ServiceError::resource_exhausted(
+                "SERVER_OVERLOADED",
+                "the server is at its concurrency limit; retry shortly",
+            ));
+        };
+        match layer
+            .verifier
+            .verify_header(request.headers().get("authorization"))
+        {
+            Ok(caller) => {
+                span.record(
+                    "caller",
+                    tracing::field::display(format_args!("{}:{}", caller.role, caller.sub)),
+                );
+                request.extensions_mut().insert(caller);
+            }
+            Err(error) => {
+                span.record("rpc.grpc.status_code", 16);
+                return reject(error);
+            }
+        }
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let result = inner.call(request).await;
+                drop(permit);
+                if let Ok(response) = &result {
+                    // Errors travel as trailers-only responses with grpc-status in the
+                    // headers; success reports its status in trailers.
+                    let code = response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<i32>().ok())
+                        .unwrap_or(0);
+                    tracing::Span::current().record("rpc.grpc.status_code", code);
+                    tracing::debug!(
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        code,
+                        "rpc finished"
+                    );
+                }
+                result
+            }
+            .instrument(span),
+        )
+    }
+}

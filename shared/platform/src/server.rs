@@ -1,0 +1,190 @@
+//! Server start-up, written once: the service's routes plus per-service health and
+//! reflection (v1 and v1alpha, so `grpcurl list` works), the request pipeline,
+//! request timeout, message size limits, HTTP/2 keepalive for flaky mobile
+//! networks, and graceful shutdown: health turns NOT_SERVING, the listener closes
+//! after a grace period, in-flight calls drain until a deadline.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::auth::TokenVerifier;
+use crate::middleware::RpcLayer;
+use crate::settings::Settings;
+
+/// Tells every server and background task of a process to stop.
+#[derive(Clone)]
+pub struct Shutdown {
+    sender: watch::Sender<bool>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self {
+            sender: watch::channel(false).0,
+        }
+    }
+
+    pub fn trigger(&self) {
+        self.sender.send_replace(true);
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.sender.subscribe()
+    }
+
+    /// Resolves once [`Shutdown::trigger`] has been called.
+    pub async fn triggered(&self) {
+        let mut receiver = self.subscribe();
+        let _ = receiver.wait_for(|stop| *stop).await;
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn termination_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}
+
+/// What a service hands to [`serve`].
+pub struct ServeSpec<'a> {
+    /// Error domain, e.g. `customers.distnet`.
+    pub domain: &'static str,
+    /// Fully qualified gRPC service names reported by health.
+    pub grpc_services: &'a [&'static str],
+    pub routes: Routes,
+    pub listener: TcpListener,
+    pub settings: &'a Settings,
+    pub shutdown: Shutdown,
+}
+
+/// A running server.
+pub struct ServerHandle {
+    pub local_addr: SocketAddr,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl ServerHandle {
+    /// Waits until the server has shut down and drained.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await?
+    }
+}
+
+pub async fn serve(spec: ServeSpec<'_>) -> anyhow::Result<ServerHandle> {
+    let ServeSpec {
+        domain,
+        grpc_services,
+        routes,
+        listener,
+        settings,
+        shutdown,
+    } = spec;
+    let verifier = TokenVerifier::from_settings(&settings.auth)?;
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in grpc_services {
+        reporter.set_service_status(name, ServingStatus::Serving).await;
+    }
+    // Reflection advertises exactly what this server serves.
+    let mut advertised: Vec<&str> = grpc_services.to_vec();
+    advertised.extend([
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ]);
+    let reflection = || {
+        advertised.iter().fold(
+            tonic_reflection::server::Builder::configure()
+                .include_reflection_service(false)
+                .register_encoded_file_descriptor_set(distnet_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET),
+            |builder, name| builder.with_service_name(*name),
+        )
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let routes = routes
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let local_addr = listener.local_addr()?;
+    let server = &settings.server;
+    let grace = Duration::from_millis(server.shutdown_grace_ms);
+    let drain_deadline = Duration::from_millis(server.drain_deadline_ms);
+    let services: Vec<&'static str> = grpc_services.to_vec();
+
+    let stop_accepting = {
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.triggered().await;
+            reporter.set_service_status("", ServingStatus::NotServing).await;
+            for name in services {
+                reporter.set_service_status(name, ServingStatus::NotServing).await;
+            }
+            tracing::info!(%local_addr, ?grace, "shutting down: NOT_SERVING");
+            tokio::time::sleep(grace).await;
+        }
+    };
+    let router = Server::builder()
+        .timeout(Duration::from_millis(server.request_timeout_ms))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .layer(RpcLayer::new(verifier, server.concurrency_limit, domain))
+        .add_routes(routes);
+    let serving = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop_accepting);
+
+    let task = tokio::spawn(async move {
+        tokio::select! {
+            result = serving => result.map_err(anyhow::Error::from),
+            _ = async {
+                shutdown.triggered().await;
+                tokio::time::sleep(grace + drain_deadline).await;
+            } => {
+                tracing::warn!(%local_addr, "drain deadline passed; dropping remaining calls");
+                Ok(())
+            }
+        }
+    });
+    tracing::info!(%local_addr, domain, "serving");
+    Ok(ServerHandle { local_addr, task })
+}
+
+/// Binds `host:port` (port 0 picks a free one).
+pub async fn bind(settings: &Settings, port: u16) -> anyhow::Result<TcpListener> {
+    let address = format!("{}:{port}", settings.server.host);
+    TcpListener::bind(&address)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {address}: {e}"))
+}

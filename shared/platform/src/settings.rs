@@ -1,0 +1,306 @@
+//! Typed settings: compiled defaults < `distnet.toml` < `DISTNET__SECTION__KEY`
+//! environment variables; `DATABASE_URL` overrides `database.url`. Secrets are
+//! wrapped so they never print.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// A value that must never reach a log line.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub server: ServerSettings,
+    pub telemetry: TelemetrySettings,
+    pub events: EventSettings,
+    /// Where each service listens and where the others reach it.
+    pub services: ServicesSettings,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    /// Empty means: `distnet up` starts a private PostgreSQL.
+    pub url: Secret,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+    pub idle_timeout_s: u64,
+    /// How long start-up waits for the database before giving up.
+    pub startup_wait_s: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::default(),
+            max_connections: 16,
+            acquire_timeout_ms: 3_000,
+            idle_timeout_s: 300,
+            startup_wait_s: 30,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub enum TokenAlgorithm {
+    HS256,
+    EdDSA,
+    RS256,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// HS256 in development; EdDSA or RS256 with a public key in production.
+    pub algorithm: TokenAlgorithm,
+    pub hs256_secret: Secret,
+    /// PEM file with the public key for EdDSA or RS256.
+    pub public_key_path: String,
+    /// When set, tokens must carry this `iss`.
+    pub issuer: String,
+}
+
+/// The development secret. `distnet up` warns when it is in use.
+pub const DEV_HS256_SECRET: &str = "distnet-dev-secret-change-me";
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            algorithm: TokenAlgorithm::HS256,
+            hs256_secret: Secret::new(DEV_HS256_SECRET),
+            public_key_path: String::new(),
+            issuer: String::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// Interface to bind; loopback by default, `0.0.0.0` in containers.
+    pub host: String,
+    pub request_timeout_ms: u64,
+    /// In-flight requests per server beyond which calls are shed.
+    pub concurrency_limit: usize,
+    pub max_message_bytes: usize,
+    /// After SIGTERM: how long health says NOT_SERVING before the listener closes,
+    /// so load balancers stop sending new calls.
+    pub shutdown_grace_ms: u64,
+    /// After the listener closes: how long in-flight calls may take to finish.
+    pub drain_deadline_ms: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            request_timeout_ms: 10_000,
+            concurrency_limit: 512,
+            max_message_bytes: 4 * 1024 * 1024,
+            shutdown_grace_ms: 1_000,
+            drain_deadline_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct TelemetrySettings {
+    /// `RUST_LOG` syntax; `RUST_LOG` itself wins when set.
+    pub log_filter: String,
+    /// `pretty`, `json`, or `auto` (pretty in a terminal, JSON otherwise).
+    pub log_format: String,
+    /// OTLP/gRPC collector, e.g. `http://127.0.0.1:4317`; empty disables export.
+    pub otlp_endpoint: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            log_filter: "info,sqlx=warn,h2=warn,tower=warn".into(),
+            log_format: "auto".into(),
+            otlp_endpoint: String::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct EventSettings {
+    /// Event name (`CustomerChanged`) → subscribing services (`logistics`).
+    pub subscriptions: BTreeMap<String, Vec<String>>,
+    pub relay_poll_ms: u64,
+    pub relay_batch: i64,
+    pub relay_max_backoff_ms: u64,
+}
+
+impl Default for EventSettings {
+    /// The subscriptions of DESIGN.md "How services talk".
+    fn default() -> Self {
+        let subscriptions = [
+            ("StandingChanged", vec!["allocation", "customers"]),
+            ("OrderConfirmed", vec!["logistics", "customers"]),
+            ("OrderCancelled", vec!["logistics", "customers"]),
+            ("DeliveryCompleted", vec!["allocation", "customers"]),
+            ("DeliveryFailed", vec!["allocation", "customers"]),
+            ("CustomerChanged", vec!["accreditation", "logistics"]),
+        ]
+        .into_iter()
+        .map(|(event, to)| (event.to_string(), to.into_iter().map(String::from).collect()))
+        .collect();
+        Self {
+            subscriptions,
+            relay_poll_ms: 200,
+            relay_batch: 100,
+            relay_max_backoff_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServiceEndpoint {
+    /// Port this service listens on; 0 picks a free one.
+    pub port: u16,
+    /// How the other services reach it.
+    pub url: String,
+}
+
+impl ServiceEndpoint {
+    fn local(port: u16) -> Self {
+        Self {
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct ServicesSettings {
+    pub customers: ServiceEndpoint,
+    pub accreditation: ServiceEndpoint,
+    pub allocation: ServiceEndpoint,
+    pub logistics: ServiceEndpoint,
+}
+
+impl Default for ServicesSettings {
+    fn default() -> Self {
+        Self {
+            customers: ServiceEndpoint::local(50051),
+            accreditation: ServiceEndpoint::local(50052),
+            allocation: ServiceEndpoint::local(50053),
+            logistics: ServiceEndpoint::local(50054),
+        }
+    }
+}
+
+impl ServicesSettings {
+    pub fn get(&self, service: &str) -> Option<&ServiceEndpoint> {
+        match service {
+            "customers" => Some(&self.customers),
+            "accreditation" => Some(&self.accreditation),
+            "allocation" => Some(&self.allocation),
+            "logistics" => Some(&self.logistics),
+            _ => None,
+        }
+    }
+
+    pub fn get_mut(&mut self, service: &str) -> Option<&mut ServiceEndpoint> {
+        match service {
+            "customers" => Some(&mut self.customers),
+            "accreditation" => Some(&mut self.accreditation),
+            "allocation" => Some(&mut self.allocation),
+            "logistics" => Some(&mut self.logistics),
+            _ => None,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads `distnet.toml` from the working directory (when present) and the
+    /// environment.
+    pub fn load() -> anyhow::Result<Self> {
+        Self::load_from(Path::new("distnet.toml"))
+    }
+
+    pub fn load_from(file: &Path) -> anyhow::Result<Self> {
+        let mut settings: Settings = config::Config::builder()
+            .add_source(config::File::from(file).required(false))
+            .add_source(
+                config::Environment::with_prefix("DISTNET")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()?;
+        if let Ok(url) = std::env::var("DATABASE_URL")
+            && !url.is_empty()
+        {
+            settings.database.url = Secret::new(url);
+        }
+        Ok(settings)
+    }
+
+    /// Keeps only the subscriptions whose subscriber is in `running`, so a partial
+    /// deployment does not queue events for services that do not exist yet.
+    pub fn retain_subscribers(&mut self, running: &[&str]) {
+        for subscribers in self.events.subscriptions.values_mut() {
+            subscribers.retain(|s| running.contains(&s.as_str()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let settings = Settings::default();
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains(DEV_HS256_SECRET));
+        assert!(printed.contains("Secret(***)"));
+    }
+
+    #[test]
+    fn the_file_overrides_the_defaults() {
+        let dir = std::env::temp_dir().join(format!("distnet-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("distnet.toml");
+        std::fs::write(
+            &file,
+            "[server]\nrequest_timeout_ms = 1234\n[services.customers]\nport = 6000\nurl = \"http://h:6000\"\n",
+        )
+        .expect("write");
+        let settings = Settings::load_from(&file).expect("load");
+        assert_eq!(settings.server.request_timeout_ms, 1234);
+        assert_eq!(settings.services.customers.port, 6000);
+        assert_eq!(settings.services.allocation.port, 50053);
+        assert_eq!(settings.server.concurrency_limit, 512);
+    }
+}

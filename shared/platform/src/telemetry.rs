@@ -1,0 +1,164 @@
+//! Logs and traces, set up once per process: `tracing` (pretty in a terminal, JSON
+//! otherwise), OTLP trace export when an endpoint is configured, and the W3C trace
+//! context read from and written to gRPC metadata and event envelopes.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::settings::TelemetrySettings;
+
+/// Flushes and stops trace export when the process shuts down.
+#[derive(Default)]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    pub fn shutdown(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(error) = provider.shutdown()
+        {
+            eprintln!("telemetry shutdown: {error}");
+        }
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Installs the global subscriber. Safe to call more than once (tests): later calls
+/// keep the first subscriber.
+pub fn init(service_name: &str, settings: &TelemetrySettings) -> TelemetryGuard {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&settings.log_filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let pretty = match settings.log_format.as_str() {
+        "pretty" => true,
+        "json" => false,
+        _ => std::io::stderr().is_terminal(),
+    };
+    let fmt_layer = if pretty {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .compact()
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .boxed()
+    };
+
+    let mut guard = TelemetryGuard::default();
+    let otel_layer = if settings.otlp_endpoint.is_empty() {
+        None
+    } else {
+        match otlp_provider(service_name, &settings.otlp_endpoint) {
+            Ok(provider) => {
+                let tracer = provider.tracer("distnet");
+                guard.provider = Some(provider);
+                Some(tracing_opentelemetry::layer().with_tracer(tracer))
+            }
+            Err(error) => {
+                eprintln!("OTLP export disabled: {error}");
+                None
+            }
+        }
+    };
+
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .with(otel_layer)
+        .try_init();
+    guard
+}
+
+fn otlp_provider(service_name: &str, endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service_name.to_string())
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+/// Makes `span` a child of the trace context carried in the request headers.
+pub fn continue_trace_from_headers(span: &tracing::Span, headers: &http::HeaderMap) {
+    let propagator = TraceContextPropagator::new();
+    let context = propagator.extract(&HeaderExtractor(headers));
+    let _ = span.set_parent(context);
+}
+
+/// Makes `span` a child of a trace context stored with an event.
+pub fn continue_trace_from_map(span: &tracing::Span, carrier: &HashMap<String, String>) {
+    let propagator = TraceContextPropagator::new();
+    let context = propagator.extract(carrier);
+    let _ = span.set_parent(context);
+}
+
+/// The current span's trace context, for an outgoing event.
+pub fn current_trace_context() -> HashMap<String, String> {
+    let mut carrier = HashMap::new();
+    let context = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&context, &mut carrier);
+    carrier
+}
+
+/// A tonic client interceptor that forwards the current trace context.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PropagateTrace;
+
+impl tonic::service::Interceptor for PropagateTrace {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let context = tracing::Span::current().context();
+        TraceContextPropagator::new().inject_context(&context, &mut MetadataInjector(request.metadata_mut()));
+        Ok(request)
+    }
+}

@@ -1,0 +1,175 @@
+//! What distnet tests share: a Postgres (the one in `DATABASE_URL`, or a private
+//! cluster started once per test process), a fresh database per test, settings
+//! for in-process servers on port 0, tokens and authenticated clients.
+
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use distnet_platform::auth::{Claims, Role, TokenIssuer};
+use distnet_platform::postgres::LocalPostgres;
+use distnet_platform::settings::{Secret, Settings};
+use sqlx::Connection as _;
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::transport::Channel;
+
+/// The HS256 secret test servers accept.
+pub const TEST_SECRET: &str = "distnet-test-secret";
+
+struct Server {
+    /// Connects to the maintenance database of the server.
+    admin_url: String,
+    /// `postgres://.../` without the database name.
+    base_url: String,
+    _cluster: Option<LocalPostgres>,
+}
+
+static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+static START: Mutex<()> = Mutex::new(());
+
+fn split_url(url: &str) -> (String, String) {
+    // postgres://user@host:port/db?params → ("postgres://user@host:port/", "db")
+    let without_params = url.split('?').next().unwrap_or(url);
+    match without_params.rfind('/') {
+        Some(i) if i > "postgres://".len() => (
+            without_params[..=i].to_string(),
+            without_params[i + 1..].to_string(),
+        ),
+        _ => (format!("{without_params}/"), "postgres".to_string()),
+    }
+}
+
+fn server() -> anyhow::Result<&'static Server> {
+    let _guard = START.lock().unwrap_or_else(|e| e.into_inner());
+    let server = SERVER.get_or_init(|| {
+        if let Ok(url) = std::env::var("DATABASE_URL").map(|u| u.trim().to_string())
+            && !url.is_empty() {
+                let (base_url, _) = split_url(&url);
+                return Ok(Server {
+                    admin_url: url,
+                    base_url,
+                    _cluster: None,
+                });
+            }
+        let dir = std::env::temp_dir().join(format!("distnet-test-pg-{}", std::process::id()));
+        let cluster = LocalPostgres::start(&dir, false).map_err(|e| format!("{e:#}"))?;
+        Ok(Server {
+            admin_url: cluster.url("postgres"),
+            base_url: cluster.url(""),
+            _cluster: Some(cluster),
+        })
+    });
+    server.as_ref().map_err(|e| anyhow::anyhow!("test postgres: {e}"))
+}
+
+/// A database of its own for one test; dropped (with its connections) afterwards.
+pub struct TestDb {
+    pub url: String,
+    name: String,
+    admin_url: String,
+}
+
+impl TestDb {
+    pub async fn new() -> anyhow::Result<Self> {
+        let server = server()?;
+        let name = format!("distnet_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&server.admin_url).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await?;
+        admin.close().await?;
+        Ok(Self {
+            url: format!("{}{name}", server.base_url),
+            name,
+            admin_url: server.admin_url.clone(),
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; do the async work on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut admin)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Settings for an in-process server against `database_url`: test secret, no
+/// event subscriptions, quick shutdown.
+pub fn settings(database_url: &str) -> Settings {
+    let mut settings = Settings::default();
+    settings.database.url = Secret::new(database_url);
+    settings.database.startup_wait_s = 10;
+    settings.database.acquire_timeout_ms = 1_000;
+    settings.auth.hs256_secret = Secret::new(TEST_SECRET);
+    settings.server.shutdown_grace_ms = 0;
+    settings.server.drain_deadline_ms = 2_000;
+    settings.events.subscriptions.clear();
+    settings.events.relay_poll_ms = 50;
+    settings
+}
+
+/// A token signed with [`TEST_SECRET`].
+pub fn token(claims: &Claims) -> String {
+    TokenIssuer::hs256(TEST_SECRET)
+        .mint(claims)
+        .unwrap_or_else(|e| panic!("minting a test token: {e}"))
+}
+
+/// A one-hour token for `role` with `sub` and `areas`.
+pub fn token_for(role: Role, sub: &str, areas: &[&str]) -> String {
+    token(&Claims::new(sub, role, Duration::from_secs(3600)).with_areas(areas.iter().copied()))
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(pub Option<String>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            let value: MetadataValue<_> = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| tonic::Status::internal("bad token"))?;
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
+
+/// A channel to an in-process server.
+pub async fn channel(addr: std::net::SocketAddr) -> anyhow::Result<Channel> {
+    Ok(Channel::from_shared(format!("http://{addr}"))?
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_url;
+
+    #[test]
+    fn urls_split_into_server_and_database() {
+        assert_eq!(
+            split_url("postgres://postgres@127.0.0.1:5432/test"),
+            (
+                "postgres://postgres@127.0.0.1:5432/".to_string(),
+                "test".to_string()
+            )
+        );
+    }
+}
