@@ -24,8 +24,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<ServerHandle> {
-    let pool = db::pool(&settings.database, SERVICE)?;
-    db::migrate(&pool, SERVICE, &MIGRATIONS, &settings.database).await?;
+    let pool = migrate(settings).await?;
 
     let outbox = Outbox::new(SERVICE, settings);
     let relay_token = service_token(settings)?;
@@ -47,6 +46,13 @@ pub async fn serve(
         shutdown,
     })
     .await
+}
+
+/// Creates or upgrades this service's schema; returns a pool on it.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
+    let pool = db::pool(&settings.database, SERVICE)?;
+    db::migrate(&pool, SERVICE, &MIGRATIONS, &settings.database).await?;
+    Ok(pool)
 }
 
 /// The token this service presents to others (HS256 deployments mint their own).

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::auth::TokenVerifier;
@@ -163,7 +163,12 @@ pub async fn serve(spec: ServeSpec<'_>) -> anyhow::Result<ServerHandle> {
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .layer(RpcLayer::new(verifier, server.concurrency_limit, domain))
         .add_routes(routes);
-    let serving = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop_accepting);
+    // Unary RPCs are small writes: without TCP_NODELAY each reply waits on the
+    // peer's delayed ACK (~40 ms).
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)));
+    let serving = router.serve_with_incoming_shutdown(incoming, stop_accepting);
 
     let task = tokio::spawn(async move {
         tokio::select! {

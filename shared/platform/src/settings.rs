@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A value that must never reach a log line.
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -29,7 +29,7 @@ impl fmt::Debug for Secret {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Settings {
     pub database: DatabaseSettings,
@@ -41,7 +41,7 @@ pub struct Settings {
     pub services: ServicesSettings,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct DatabaseSettings {
     /// Empty means: `distnet up` starts a private PostgreSQL.
@@ -65,14 +65,14 @@ impl Default for DatabaseSettings {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub enum TokenAlgorithm {
     HS256,
     EdDSA,
     RS256,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct AuthSettings {
     /// HS256 in development; EdDSA or RS256 with a public key in production.
@@ -98,7 +98,7 @@ impl Default for AuthSettings {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ServerSettings {
     /// Interface to bind; loopback by default, `0.0.0.0` in containers.
@@ -127,7 +127,7 @@ impl Default for ServerSettings {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct TelemetrySettings {
     /// `RUST_LOG` syntax; `RUST_LOG` itself wins when set.
@@ -148,7 +148,7 @@ impl Default for TelemetrySettings {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct EventSettings {
     /// Event name (`CustomerChanged`) → subscribing services (`logistics`).
@@ -181,7 +181,7 @@ impl Default for EventSettings {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct ServiceEndpoint {
     /// Port this service listens on; 0 picks a free one.
     pub port: u16,
@@ -198,7 +198,7 @@ impl ServiceEndpoint {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ServicesSettings {
     pub customers: ServiceEndpoint,
@@ -248,7 +248,10 @@ impl Settings {
     }
 
     pub fn load_from(file: &Path) -> anyhow::Result<Self> {
+        // The compiled defaults are the first layer, so a file or variable that sets
+        // one field of a section keeps the defaults of the others.
         let mut settings: Settings = config::Config::builder()
+            .add_source(config::Config::try_from(&Settings::default())?)
             .add_source(config::File::from(file).required(false))
             .add_source(
                 config::Environment::with_prefix("DISTNET")
@@ -285,6 +288,16 @@ mod tests {
         let printed = format!("{settings:?}");
         assert!(!printed.contains(DEV_HS256_SECRET));
         assert!(printed.contains("Secret(***)"));
+    }
+
+    #[test]
+    fn one_variable_overrides_one_field_of_a_section() {
+        // SAFETY: tests in this module do not read this variable concurrently.
+        unsafe { std::env::set_var("DISTNET__SERVICES__LOGISTICS__PORT", "0") };
+        let settings = Settings::load_from(Path::new("/nonexistent/distnet.toml")).expect("load");
+        unsafe { std::env::remove_var("DISTNET__SERVICES__LOGISTICS__PORT") };
+        assert_eq!(settings.services.logistics.port, 0);
+        assert_eq!(settings.services.logistics.url, "http://127.0.0.1:50054");
     }
 
     #[test]

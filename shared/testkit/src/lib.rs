@@ -43,14 +43,15 @@ fn server() -> anyhow::Result<&'static Server> {
     let _guard = START.lock().unwrap_or_else(|e| e.into_inner());
     let server = SERVER.get_or_init(|| {
         if let Ok(url) = std::env::var("DATABASE_URL").map(|u| u.trim().to_string())
-            && !url.is_empty() {
-                let (base_url, _) = split_url(&url);
-                return Ok(Server {
-                    admin_url: url,
-                    base_url,
-                    _cluster: None,
-                });
-            }
+            && !url.is_empty()
+        {
+            let (base_url, _) = split_url(&url);
+            return Ok(Server {
+                admin_url: url,
+                base_url,
+                _cluster: None,
+            });
+        }
         let dir = std::env::temp_dir().join(format!("distnet-test-pg-{}", std::process::id()));
         let cluster = LocalPostgres::start(&dir, false).map_err(|e| format!("{e:#}"))?;
         Ok(Server {

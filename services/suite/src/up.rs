@@ -1,0 +1,134 @@
+//! `distnet up`: every service built so far in one process, each on its own port,
+//! against `DATABASE_URL` or a private PostgreSQL started from the installed server
+//! binaries. Prints ports, a dev token and grpcurl examples; ctrl-c or SIGTERM stops
+//! everything, the private PostgreSQL included.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use distnet_platform::Settings;
+use distnet_platform::auth::{Claims, Role, TokenIssuer};
+use distnet_platform::postgres::LocalPostgres;
+use distnet_platform::server::{Shutdown, bind, termination_signal};
+use distnet_platform::settings::{DEV_HS256_SECRET, Secret, TokenAlgorithm};
+use sqlx::Connection as _;
+
+use crate::demo;
+use crate::seed::NetworkShape;
+
+/// The services this build runs.
+pub const SERVICES: &[&str] = &["customers"];
+
+pub struct UpOptions {
+    pub demo: bool,
+    pub shape: NetworkShape,
+    pub data_dir: PathBuf,
+}
+
+/// Starts the private cluster and makes sure the `distnet` database exists.
+pub async fn private_database(data_dir: &std::path::Path) -> anyhow::Result<(LocalPostgres, String)> {
+    let cluster = tokio::task::block_in_place(|| LocalPostgres::start(data_dir, true))?;
+    let mut admin = sqlx::PgConnection::connect(&cluster.url("postgres")).await?;
+    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = 'distnet'")
+        .fetch_optional(&mut admin)
+        .await?;
+    if exists.is_none() {
+        sqlx::query("CREATE DATABASE distnet").execute(&mut admin).await?;
+    }
+    admin.close().await?;
+    let url = cluster.url("distnet");
+    Ok((cluster, url))
+}
+
+pub async fn run(mut settings: Settings, options: UpOptions) -> anyhow::Result<()> {
+    let mut cluster = None;
+    if settings.database.url.expose().is_empty() {
+        let (started, url) = private_database(&options.data_dir).await?;
+        settings.database.url = Secret::new(url);
+        cluster = Some(started);
+    }
+    settings.retain_subscribers(SERVICES);
+
+    let shutdown = Shutdown::new();
+    let listener = bind(&settings, settings.services.customers.port).await?;
+    let customers = distnet_customers::serve(&settings, listener, shutdown.clone()).await?;
+    let customers_addr = customers.local_addr;
+    if let Some(endpoint) = settings.services.get_mut("customers") {
+        endpoint.url = format!("http://{customers_addr}");
+    }
+
+    print_banner(&settings, customers_addr, cluster.as_ref(), &options)?;
+
+    if options.demo {
+        let token = demo::seeder_token(settings.auth.hs256_secret.expose(), &options.shape)?;
+        let report =
+            demo::seed_customers(&format!("http://{customers_addr}"), &token, &options.shape).await?;
+        println!(
+            "demo network ready: {} retailers in {} areas ({:.1} s)",
+            report.created,
+            options.shape.areas,
+            report.elapsed.as_secs_f64()
+        );
+    }
+    println!("ready; ctrl-c stops everything");
+
+    termination_signal().await;
+    println!("stopping");
+    shutdown.trigger();
+    customers.wait().await?;
+    if let Some(cluster) = cluster {
+        tokio::task::block_in_place(|| cluster.stop_server(false))?;
+        println!("private PostgreSQL stopped");
+    }
+    Ok(())
+}
+
+fn print_banner(
+    settings: &Settings,
+    customers: SocketAddr,
+    cluster: Option<&LocalPostgres>,
+    options: &UpOptions,
+) -> anyhow::Result<()> {
+    println!("distnet is up");
+    println!("  customers listening on {customers}");
+    match cluster {
+        Some(cluster) => println!(
+            "  database: private PostgreSQL on 127.0.0.1:{} (data in {})",
+            cluster.port(),
+            options.data_dir.display()
+        ),
+        None => println!("  database: DATABASE_URL"),
+    }
+    if settings.auth.algorithm == TokenAlgorithm::HS256 {
+        if settings.auth.hs256_secret.expose() == DEV_HS256_SECRET {
+            println!("  warning: the development token secret is in use; set DISTNET__AUTH__HS256_SECRET");
+        }
+        let claims = Claims::new("dev-admin", Role::Admin, Duration::from_secs(12 * 3600));
+        let token = TokenIssuer::hs256(settings.auth.hs256_secret.expose()).mint(&claims)?;
+        println!();
+        println!("dev admin token (12 h):");
+        println!("  export TOKEN={token}");
+    }
+    if options.demo {
+        if let Some((manager, area)) = crate::seed::manager_ids(&options.shape).first() {
+            println!(
+                "  a customer manager's token: distnet token --role customer_manager --sub {manager} --areas {area}"
+            );
+        }
+    }
+    println!();
+    println!("try:");
+    println!("  grpcurl -plaintext {customers} list");
+    println!("  grpcurl -plaintext {customers} grpc.health.v1.Health/Check");
+    println!(
+        "  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"page_size\": 3}}' {customers} \
+         distnet.customers.v1.CustomerService/ListCustomers"
+    );
+    println!(
+        "  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"name\": \"customers/r-00001\"}}' \
+         {customers} distnet.customers.v1.CustomerService/GetCustomer"
+    );
+    println!();
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The README walkthrough against a real `distnet up --demo`: the built binary, its
+//! printed ports and token, reflection, health, and a customer created and read back.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use distnet_proto::common::v1::LatLng;
+use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
+use distnet_proto::customers::v1::{
+    CreateCustomerRequest, Customer, CustomerFormat, GetCustomerRequest, ListCustomersRequest, Settlement,
+};
+use distnet_testkit::{Bearer, TestDb};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+/// Waits for a line of the runner's output that starts with `prefix`.
+async fn line_starting_with(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    prefix: &str,
+) -> String {
+    let wait = async {
+        while let Some(line) = lines.next_line().await.expect("read stdout") {
+            if let Some(rest) = line.trim_start().strip_prefix(prefix) {
+                return rest.trim().to_string();
+            }
+        }
+        panic!("distnet up exited before printing `{prefix}`");
+    };
+    // A bound so a broken runner fails the test instead of hanging CI.
+    tokio::time::timeout(Duration::from_secs(600), wait)
+        .await
+        .unwrap_or_else(|_| panic!("no `{prefix}` line from distnet up"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn distnet_up_demo_serves_the_readme_walkthrough_and_11500_retailers() {
+    let db = TestDb::new().await.expect("database");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_distnet"))
+        .args(["up", "--demo"])
+        .env("DATABASE_URL", &db.url)
+        .env("DISTNET__SERVICES__CUSTOMERS__PORT", "0")
+        .env("DISTNET__TELEMETRY__LOG_FILTER", "warn")
+        .env("DISTNET__SERVER__SHUTDOWN_GRACE_MS", "200")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("distnet up starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+
+    let addr = line_starting_with(&mut lines, "customers listening on").await;
+    let token = line_starting_with(&mut lines, "export TOKEN=").await;
+    let ready = line_starting_with(&mut lines, "demo network ready:").await;
+    assert!(ready.starts_with("11500 retailers"), "{ready}");
+
+    let channel = distnet_testkit::channel(addr.parse().expect("address"))
+        .await
+        .expect("connect");
+
+    // grpcurl -plaintext ADDR grpc.health.v1.Health/Check
+    let health = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("health")
+        .into_inner();
+    assert_eq!(health.status, 1, "SERVING");
+
+    // ListCustomers with the printed token: every demo retailer is there.
+    let mut client = CustomerServiceClient::with_interceptor(channel.clone(), Bearer(Some(token)));
+    let mut count = 0;
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_customers(ListCustomersRequest {
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+            .into_inner();
+        count += page.customers.len();
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(count, 11_500);
+
+    // Create and get a customer, as in the README.
+    let created = client
+        .create_customer(CreateCustomerRequest {
+            request_id: "readme-1".into(),
+            customer_id: "readme-shop".into(),
+            customer: Some(Customer {
+                display_name: "春熙路便利店".into(),
+                format: CustomerFormat::ConvenienceStore as i32,
+                area_id: "area-01".into(),
+                owner_id: "cm-001".into(),
+                location: Some(LatLng {
+                    latitude: 30.657,
+                    longitude: 104.081,
+                }),
+                settlement: Settlement::Cash as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create")
+        .into_inner();
+    let fetched = client
+        .get_customer(GetCustomerRequest {
+            name: "customers/readme-shop".into(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(fetched, created);
+
+    // SIGTERM stops everything cleanly.
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .expect("status");
+    assert!(status.success(), "{status:?}");
+}
