@@ -299,6 +299,35 @@ mod tests {
         assert!(caller.has_area("area-03"));
     }
 
+    /// A throwaway Ed25519 key pair made for this test with `openssl genpkey`.
+    const TEST_ED25519_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIMpcmwxwi9zd3F6TflKiA3xIjaWZmobWqmfLxISRaDId\n-----END PRIVATE KEY-----\n";
+    const TEST_ED25519_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA0rELYYWGSQnSqh3fkgM5VGHwhHc/R+HVcgDa+BDFOIY=\n-----END PUBLIC KEY-----\n";
+
+    #[test]
+    fn production_eddsa_tokens_verify_with_the_public_key_and_hmac_ones_do_not() {
+        let dir = std::env::temp_dir().join(format!("distnet-eddsa-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let public_key = dir.join("jwt.pub.pem");
+        std::fs::write(&public_key, TEST_ED25519_PUBLIC).expect("write key");
+        let settings = AuthSettings {
+            algorithm: TokenAlgorithm::EdDSA,
+            public_key_path: public_key.display().to_string(),
+            ..AuthSettings::default()
+        };
+        let verifier = TokenVerifier::from_settings(&settings).expect("verifier");
+
+        let claims = Claims::new("svc", Role::Service, Duration::from_secs(60));
+        let key = EncodingKey::from_ed_pem(TEST_ED25519_PRIVATE.as_bytes()).expect("private key");
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key).expect("sign");
+        assert_eq!(verifier.verify(&token).expect("valid").sub, "svc");
+
+        // An HS256 token signed with the public key as the secret is the classic
+        // algorithm-confusion attack.
+        let forged = TokenIssuer::hs256(TEST_ED25519_PUBLIC).mint(&claims).expect("mint");
+        assert!(verifier.verify(&forged).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn wrong_secret_expired_and_unsigned_tokens_are_refused() {
         let verifier = TokenVerifier::from_settings(&settings("right")).expect("verifier");

@@ -189,6 +189,7 @@ impl Relay {
         if let Ok(value) = format!("Bearer {}", self.token).parse() {
             request.metadata_mut().insert("authorization", value);
         }
+        span.in_scope(|| telemetry::inject_current_context(request.metadata_mut()));
         let result = client.deliver(request).instrument(span).await;
         match result {
             Ok(_) => {

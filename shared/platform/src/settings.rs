@@ -301,6 +301,16 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_parses_and_matches_the_defaults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../distnet.toml.example");
+        let settings = Settings::load_from(&example).expect("example parses");
+        let defaults = Settings::default();
+        assert_eq!(settings.server.request_timeout_ms, defaults.server.request_timeout_ms);
+        assert_eq!(settings.services.logistics.url, defaults.services.logistics.url);
+        assert_eq!(settings.events.subscriptions, defaults.events.subscriptions);
+    }
+
+    #[test]
     fn the_file_overrides_the_defaults() {
         let dir = std::env::temp_dir().join(format!("distnet-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");

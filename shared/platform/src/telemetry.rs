@@ -151,6 +151,12 @@ pub fn current_trace_context() -> HashMap<String, String> {
     carrier
 }
 
+/// Writes the current span's trace context into outgoing request metadata.
+pub fn inject_current_context(metadata: &mut tonic::metadata::MetadataMap) {
+    let context = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&context, &mut MetadataInjector(metadata));
+}
+
 /// A tonic client interceptor that forwards the current trace context.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PropagateTrace;

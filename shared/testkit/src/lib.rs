@@ -2,6 +2,7 @@
 //! cluster started once per test process), a fresh database per test, settings
 //! for in-process servers on port 0, tokens and authenticated clients.
 
+use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -70,14 +71,56 @@ pub struct TestDb {
     admin_url: String,
 }
 
+/// Templates migrated in this process, by key.
+static TEMPLATES: tokio::sync::Mutex<BTreeMap<String, String>> = tokio::sync::Mutex::const_new(BTreeMap::new());
+
 impl TestDb {
+    /// An empty database.
     pub async fn new() -> anyhow::Result<Self> {
+        Self::create(None).await
+    }
+
+    /// A clone of a template that `migrate` (given the template's URL) prepared once
+    /// per test process under `key`: tests skip running migrations themselves.
+    pub async fn migrated<F, Fut>(key: &str, migrate: F) -> anyhow::Result<Self>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>>,
+    {
+        let server = server()?;
+        let template = {
+            let mut templates = TEMPLATES.lock().await;
+            match templates.get(key) {
+                Some(template) => template.clone(),
+                None => {
+                    drop_orphaned_templates(&server.admin_url).await?;
+                    let template = format!("distnet_tmpl_{key}_{}", std::process::id());
+                    let mut admin = sqlx::PgConnection::connect(&server.admin_url).await?;
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {template}"))
+                        .execute(&mut admin)
+                        .await?;
+                    sqlx::query(&format!("CREATE DATABASE {template}"))
+                        .execute(&mut admin)
+                        .await?;
+                    admin.close().await?;
+                    migrate(format!("{}{template}", server.base_url)).await?;
+                    templates.insert(key.to_string(), template.clone());
+                    template
+                }
+            }
+        };
+        Self::create(Some(&template)).await
+    }
+
+    async fn create(template: Option<&str>) -> anyhow::Result<Self> {
         let server = server()?;
         let name = format!("distnet_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = sqlx::PgConnection::connect(&server.admin_url).await?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await?;
+        let sql = match template {
+            Some(template) => format!("CREATE DATABASE {name} TEMPLATE {template}"),
+            None => format!("CREATE DATABASE {name}"),
+        };
+        sqlx::query(&sql).execute(&mut admin).await?;
         admin.close().await?;
         Ok(Self {
             url: format!("{}{name}", server.base_url),
@@ -85,6 +128,25 @@ impl TestDb {
             admin_url: server.admin_url.clone(),
         })
     }
+}
+
+/// Drops templates left by test processes that have exited (on a shared
+/// `DATABASE_URL` server nothing else would).
+async fn drop_orphaned_templates(admin_url: &str) -> anyhow::Result<()> {
+    let mut admin = sqlx::PgConnection::connect(admin_url).await?;
+    let names: Vec<(String,)> = sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'distnet_tmpl_%'")
+        .fetch_all(&mut admin)
+        .await?;
+    for (name,) in names {
+        let pid = name.rsplit('_').next().unwrap_or_default();
+        if !pid.is_empty() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await;
+        }
+    }
+    admin.close().await?;
+    Ok(())
 }
 
 impl Drop for TestDb {

@@ -26,7 +26,12 @@ pub struct TestService {
 
 impl TestService {
     pub async fn start() -> Self {
-        let db = TestDb::new().await.expect("test database");
+        let db = TestDb::migrated("customers", |url| async move {
+            distnet_customers::migrate(&distnet_testkit::settings(&url)).await?.close().await;
+            Ok(())
+        })
+        .await
+        .expect("test database");
         let settings = distnet_testkit::settings(&db.url);
         let mut service = Self::start_with(&settings).await;
         service.db = Some(db);
