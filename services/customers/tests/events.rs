@@ -28,7 +28,10 @@ impl EventSink for RecordingSink {
         for event in events {
             let _ = self.0.send(event);
         }
-        Ok(tonic::Response::new(DeliverResponse { applied, duplicates: 0 }))
+        Ok(tonic::Response::new(DeliverResponse {
+            applied,
+            duplicates: 0,
+        }))
     }
 }
 
@@ -88,7 +91,10 @@ async fn profile_changes_are_delivered_to_subscribers_in_order() {
         assert_eq!(event.aggregate, "customers/r-1");
         let changed: CustomerChanged = event.payload.expect("payload").to_msg().expect("decodes");
         let customer = changed.customer.expect("customer");
-        assert_eq!(customer.contact_phone, "13812345678", "subscribers get the full profile");
+        assert_eq!(
+            customer.contact_phone, "13812345678",
+            "subscribers get the full profile"
+        );
         names.push(customer.display_name);
     }
     assert_eq!(names, vec!["甲", "乙"], "in the order of the changes");

@@ -31,7 +31,10 @@ async fn with_postgres_stopped_calls_are_unavailable_and_recover_when_it_returns
     for attempt in 0..3 {
         let error = admin.get_customer(get()).await.expect_err("database is down");
         assert_eq!(error.code(), Code::Unavailable, "attempt {attempt}: {error:?}");
-        assert!(error.get_details_retry_info().is_some(), "tells the client to retry");
+        assert!(
+            error.get_details_retry_info().is_some(),
+            "tells the client to retry"
+        );
     }
     let error = admin
         .create_customer(create_request("c2", "r-2", retailer("乙", "area-01", "cm-1")))
@@ -54,7 +57,10 @@ async fn with_postgres_stopped_calls_are_unavailable_and_recover_when_it_returns
             }
         }
     }
-    assert_eq!(recovered.expect("recovered without a restart").name, "customers/r-1");
+    assert_eq!(
+        recovered.expect("recovered without a restart").name,
+        "customers/r-1"
+    );
     admin
         .create_customer(create_request("c2", "r-2", retailer("乙", "area-01", "cm-1")))
         .await

@@ -323,7 +323,9 @@ mod tests {
 
         // An HS256 token signed with the public key as the secret is the classic
         // algorithm-confusion attack.
-        let forged = TokenIssuer::hs256(TEST_ED25519_PUBLIC).mint(&claims).expect("mint");
+        let forged = TokenIssuer::hs256(TEST_ED25519_PUBLIC)
+            .mint(&claims)
+            .expect("mint");
         assert!(verifier.verify(&forged).is_err());
         let _ = std::fs::remove_dir_all(dir);
     }

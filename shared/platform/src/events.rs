@@ -150,13 +150,16 @@ impl Relay {
         mut client: EventSinkClient<Channel>,
     ) -> Result<usize, ServiceError> {
         let mut tx = self.pool.begin().await?;
-        // One relay per subscriber at a time across replicas keeps the order.
-        let (locked,): (bool,) =
-            sqlx::query_as("SELECT pg_try_advisory_xact_lock(hashtext('outbox:' || $1))")
-                .bind(subscriber)
-                .fetch_one(&mut *tx)
-                .await?;
+        // One relay per (schema, subscriber) at a time across replicas keeps the
+        // order; advisory locks are database-wide, hence the schema in the key.
+        let (locked,): (bool,) = sqlx::query_as(
+            "SELECT pg_try_advisory_xact_lock(hashtext('outbox:' || current_schema() || ':' || $1))",
+        )
+        .bind(subscriber)
+        .fetch_one(&mut *tx)
+        .await?;
         if !locked {
+            tx.rollback().await?;
             return Ok(0);
         }
         let rows: Vec<(i64, Vec<u8>, i32, bool)> = sqlx::query_as(
@@ -171,10 +174,13 @@ impl Relay {
         .fetch_all(&mut *tx)
         .await?;
         // The head of the queue decides: later events wait behind it.
+        // Release the lock now rather than when the dropped connection is reset.
         let Some(&(head_id, _, head_attempts, head_due)) = rows.first() else {
+            tx.rollback().await?;
             return Ok(0);
         };
         if !head_due {
+            tx.rollback().await?;
             return Ok(0);
         }
         let mut events = Vec::with_capacity(rows.len());

@@ -305,7 +305,10 @@ mod tests {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../distnet.toml.example");
         let settings = Settings::load_from(&example).expect("example parses");
         let defaults = Settings::default();
-        assert_eq!(settings.server.request_timeout_ms, defaults.server.request_timeout_ms);
+        assert_eq!(
+            settings.server.request_timeout_ms,
+            defaults.server.request_timeout_ms
+        );
         assert_eq!(settings.services.logistics.url, defaults.services.logistics.url);
         assert_eq!(settings.events.subscriptions, defaults.events.subscriptions);
     }

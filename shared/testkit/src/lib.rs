@@ -72,7 +72,8 @@ pub struct TestDb {
 }
 
 /// Templates migrated in this process, by key.
-static TEMPLATES: tokio::sync::Mutex<BTreeMap<String, String>> = tokio::sync::Mutex::const_new(BTreeMap::new());
+static TEMPLATES: tokio::sync::Mutex<BTreeMap<String, String>> =
+    tokio::sync::Mutex::const_new(BTreeMap::new());
 
 impl TestDb {
     /// An empty database.
@@ -134,9 +135,10 @@ impl TestDb {
 /// `DATABASE_URL` server nothing else would).
 async fn drop_orphaned_templates(admin_url: &str) -> anyhow::Result<()> {
     let mut admin = sqlx::PgConnection::connect(admin_url).await?;
-    let names: Vec<(String,)> = sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'distnet_tmpl_%'")
-        .fetch_all(&mut admin)
-        .await?;
+    let names: Vec<(String,)> =
+        sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'distnet_tmpl_%'")
+            .fetch_all(&mut admin)
+            .await?;
     for (name,) in names {
         let pid = name.rsplit('_').next().unwrap_or_default();
         if !pid.is_empty() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {

@@ -27,7 +27,10 @@ pub struct TestService {
 impl TestService {
     pub async fn start() -> Self {
         let db = TestDb::migrated("customers", |url| async move {
-            distnet_customers::migrate(&distnet_testkit::settings(&url)).await?.close().await;
+            distnet_customers::migrate(&distnet_testkit::settings(&url))
+                .await?
+                .close()
+                .await;
             Ok(())
         })
         .await
