@@ -110,12 +110,12 @@ fn print_banner(
         println!("dev admin token (12 h):");
         println!("  export TOKEN={token}");
     }
-    if options.demo {
-        if let Some((manager, area)) = crate::seed::manager_ids(&options.shape).first() {
-            println!(
-                "  a customer manager's token: distnet token --role customer_manager --sub {manager} --areas {area}"
-            );
-        }
+    if options.demo
+        && let Some((manager, area)) = crate::seed::manager_ids(&options.shape).first()
+    {
+        println!(
+            "  a customer manager's token: distnet token --role customer_manager --sub {manager} --areas {area}"
+        );
     }
     println!();
     println!("try:");
