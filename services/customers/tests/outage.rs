@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use distnet_platform::postgres::LocalPostgres;
+use distnet_platform::postgres::{Kind, LocalPostgres};
 use distnet_proto::customers::v1::GetCustomerRequest;
 use support::{TestService, create_request, retailer};
 use tonic::Code;
@@ -15,7 +15,7 @@ use tonic_types::StatusExt as _;
 #[tokio::test(flavor = "multi_thread")]
 async fn with_postgres_stopped_calls_are_unavailable_and_recover_when_it_returns() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cluster = LocalPostgres::start(dir.path(), false).expect("private postgres");
+    let cluster = LocalPostgres::start(dir.path(), Kind::Throwaway).expect("private postgres");
     let settings = distnet_testkit::settings(&cluster.url("postgres"));
     let service = TestService::start_with(&settings).await;
     let mut admin = service.admin();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use distnet_platform::Settings;
 use distnet_platform::auth::{Claims, Role, TokenIssuer};
-use distnet_platform::postgres::LocalPostgres;
+use distnet_platform::postgres::{Kind, LocalPostgres};
 use distnet_platform::server::{Shutdown, bind, termination_signal};
 use distnet_platform::settings::{DEV_HS256_SECRET, Secret, TokenAlgorithm};
 use sqlx::Connection as _;
@@ -28,7 +28,7 @@ pub struct UpOptions {
 
 /// Starts the private cluster and makes sure the `distnet` database exists.
 pub async fn private_database(data_dir: &std::path::Path) -> anyhow::Result<(LocalPostgres, String)> {
-    let cluster = tokio::task::block_in_place(|| LocalPostgres::start(data_dir, true))?;
+    let cluster = tokio::task::block_in_place(|| LocalPostgres::start(data_dir, Kind::Persistent))?;
     let mut admin = sqlx::PgConnection::connect(&cluster.url("postgres")).await?;
     let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = 'distnet'")
         .fetch_optional(&mut admin)

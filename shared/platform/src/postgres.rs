@@ -10,8 +10,17 @@ use std::process::Command;
 
 use anyhow::Context as _;
 
-/// A running private cluster. Stopped by [`LocalPostgres::stop`]; a watchdog also
-/// stops it when the owning process exits without doing so.
+/// What the cluster's data is worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `distnet up`: kept across runs, fsync on.
+    Persistent,
+    /// Tests: fsync off, and the folder is removed when the owning process exits.
+    Throwaway,
+}
+
+/// A running private cluster. Stopped by [`LocalPostgres::stop_server`]; a watchdog
+/// also stops it when the owning process exits without doing so.
 #[derive(Debug)]
 pub struct LocalPostgres {
     bin: PathBuf,
@@ -19,7 +28,7 @@ pub struct LocalPostgres {
     socket_dir: PathBuf,
     port: u16,
     as_postgres_user: bool,
-    durable: bool,
+    kind: Kind,
 }
 
 /// Where `initdb` and `pg_ctl` live: on `PATH`, else the newest
@@ -64,9 +73,8 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl LocalPostgres {
-    /// Starts (initializing if needed) a cluster in `dir`. `durable = false` turns
-    /// off fsync for throwaway test clusters.
-    pub fn start(dir: &Path, durable: bool) -> anyhow::Result<Self> {
+    /// Starts (initializing if needed) a cluster in `dir`.
+    pub fn start(dir: &Path, kind: Kind) -> anyhow::Result<Self> {
         let bin = find_server_binaries()?;
         std::fs::create_dir_all(dir)?;
         let dir = dir.canonicalize()?;
@@ -77,7 +85,7 @@ impl LocalPostgres {
             socket_dir: dir.clone(),
             port: free_port()?,
             as_postgres_user,
-            durable,
+            kind,
         };
         if as_postgres_user {
             cluster.run(
@@ -136,7 +144,7 @@ impl LocalPostgres {
             self.port,
             self.socket_dir.display()
         );
-        if !self.durable {
+        if self.kind == Kind::Throwaway {
             options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
         }
         let mut pg_ctl = self.command("pg_ctl");
@@ -163,8 +171,13 @@ impl LocalPostgres {
 
     /// Stops the server when this process dies without calling `stop_server`.
     fn spawn_watchdog(&self) -> anyhow::Result<()> {
+        let cleanup = match self.kind {
+            Kind::Persistent => String::new(),
+            Kind::Throwaway => format!("; rm -rf '{}'", self.socket_dir.display()),
+        };
         let script = format!(
-            "while [ -d /proc/{pid} ]; do sleep 1; done; {pg_ctl} -D '{data}' -m immediate stop >/dev/null 2>&1",
+            "while [ -d /proc/{pid} ]; do sleep 1; done; \
+             {pg_ctl} -D '{data}' -m immediate stop >/dev/null 2>&1{cleanup}",
             pid = std::process::id(),
             pg_ctl = self.bin.join("pg_ctl").display(),
             data = self.data.display(),

@@ -7,7 +7,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use distnet_platform::auth::{Claims, Role, TokenIssuer};
-use distnet_platform::postgres::LocalPostgres;
+use distnet_platform::postgres::{Kind, LocalPostgres};
 use distnet_platform::settings::{Secret, Settings};
 use sqlx::Connection as _;
 use tonic::metadata::MetadataValue;
@@ -54,7 +54,7 @@ fn server() -> anyhow::Result<&'static Server> {
             });
         }
         let dir = std::env::temp_dir().join(format!("distnet-test-pg-{}", std::process::id()));
-        let cluster = LocalPostgres::start(&dir, false).map_err(|e| format!("{e:#}"))?;
+        let cluster = LocalPostgres::start(&dir, Kind::Throwaway).map_err(|e| format!("{e:#}"))?;
         Ok(Server {
             admin_url: cluster.url("postgres"),
             base_url: cluster.url(""),
