@@ -64,21 +64,18 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> TelemetryGuard 
             .boxed()
     };
 
-    let mut guard = TelemetryGuard::default();
-    let otel_layer = if settings.otlp_endpoint.is_empty() {
-        None
-    } else {
-        match otlp_provider(service_name, &settings.otlp_endpoint) {
-            Ok(provider) => {
-                let tracer = provider.tracer("distnet");
-                guard.provider = Some(provider);
-                Some(tracing_opentelemetry::layer().with_tracer(tracer))
-            }
-            Err(error) => {
-                eprintln!("OTLP export disabled: {error}");
-                None
-            }
+    // The OpenTelemetry layer is always on so that trace context is continued and
+    // forwarded between services; spans are exported only when a collector is set.
+    let provider = match otlp_provider(service_name, &settings.otlp_endpoint) {
+        Ok(provider) => provider,
+        Err(error) => {
+            eprintln!("OTLP export disabled: {error}");
+            local_provider(service_name)
         }
+    };
+    let otel_layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("distnet"));
+    let guard = TelemetryGuard {
+        provider: Some(provider),
     };
 
     let _ = tracing_subscriber::registry()
@@ -89,18 +86,31 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> TelemetryGuard 
     guard
 }
 
+fn resource(service_name: &str) -> opentelemetry_sdk::Resource {
+    opentelemetry_sdk::Resource::builder()
+        .with_service_name(service_name.to_string())
+        .build()
+}
+
+/// Spans with trace ids but no exporter.
+fn local_provider(service_name: &str) -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_resource(resource(service_name))
+        .build()
+}
+
 fn otlp_provider(service_name: &str, endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
     use opentelemetry_otlp::WithExportConfig as _;
+    if endpoint.is_empty() {
+        return Ok(local_provider(service_name));
+    }
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint)
         .build()?;
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(service_name.to_string())
-        .build();
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(resource)
+        .with_resource(resource(service_name))
         .build())
 }
 
