@@ -5,6 +5,7 @@ use distnet_platform::auth::{self, Caller};
 use distnet_platform::events::Outbox;
 use distnet_platform::idempotency::{self, Claim};
 use distnet_platform::pagination;
+use distnet_platform::rpc;
 use distnet_platform::validate::{Violations, is_valid_id, parse_name};
 use distnet_proto::customers::v1::customer_service_server::CustomerService;
 use distnet_proto::customers::v1::{
@@ -58,10 +59,6 @@ fn readable(caller: &Caller, name: &str, customer: Option<Customer>) -> Result<C
     customer
         .filter(|c| access::may_read(caller, holder(c)))
         .ok_or_else(|| ServiceError::not_found(name))
-}
-
-fn reply<T>(result: Result<T, ServiceError>) -> Result<Response<T>, Status> {
-    result.map(Response::new).map_err(|e| e.into_status(DOMAIN))
 }
 
 impl CustomersApi {
@@ -337,52 +334,45 @@ impl CustomerService for CustomersApi {
         &self,
         request: Request<CreateCustomerRequest>,
     ) -> Result<Response<Customer>, Status> {
-        let caller = auth::caller(&request).map_err(|e| e.into_status(DOMAIN))?;
-        reply(self.create(caller, request.into_inner()).await)
+        rpc::handle(DOMAIN, request, |caller, message| self.create(caller, message)).await
     }
 
     async fn get_customer(&self, request: Request<GetCustomerRequest>) -> Result<Response<Customer>, Status> {
-        let caller = auth::caller(&request).map_err(|e| e.into_status(DOMAIN))?;
-        reply(self.get(caller, request.into_inner()).await)
+        rpc::handle(DOMAIN, request, |caller, message| self.get(caller, message)).await
     }
 
     async fn batch_get_customers(
         &self,
         request: Request<BatchGetCustomersRequest>,
     ) -> Result<Response<BatchGetCustomersResponse>, Status> {
-        let caller = auth::caller(&request).map_err(|e| e.into_status(DOMAIN))?;
-        reply(self.batch_get(caller, request.into_inner()).await)
+        rpc::handle(DOMAIN, request, |caller, message| self.batch_get(caller, message)).await
     }
 
     async fn list_customers(
         &self,
         request: Request<ListCustomersRequest>,
     ) -> Result<Response<ListCustomersResponse>, Status> {
-        let caller = auth::caller(&request).map_err(|e| e.into_status(DOMAIN))?;
-        reply(self.list(caller, request.into_inner()).await)
+        rpc::handle(DOMAIN, request, |caller, message| self.list(caller, message)).await
     }
 
     async fn update_customer(
         &self,
         request: Request<UpdateCustomerRequest>,
     ) -> Result<Response<Customer>, Status> {
-        let caller = auth::caller(&request).map_err(|e| e.into_status(DOMAIN))?;
-        reply(self.update(caller, request.into_inner()).await)
+        rpc::handle(DOMAIN, request, |caller, message| self.update(caller, message)).await
     }
 
     async fn reassign_owner(
         &self,
         request: Request<ReassignOwnerRequest>,
     ) -> Result<Response<Customer>, Status> {
-        let caller = auth::caller(&request).map_err(|e| e.into_status(DOMAIN))?;
-        reply(self.reassign(caller, request.into_inner()).await)
+        rpc::handle(DOMAIN, request, |caller, message| self.reassign(caller, message)).await
     }
 
     async fn list_ownership_history(
         &self,
         request: Request<ListOwnershipHistoryRequest>,
     ) -> Result<Response<ListOwnershipHistoryResponse>, Status> {
-        let caller = auth::caller(&request).map_err(|e| e.into_status(DOMAIN))?;
-        reply(self.history(caller, request.into_inner()).await)
+        rpc::handle(DOMAIN, request, |caller, message| self.history(caller, message)).await
     }
 }

@@ -103,56 +103,67 @@ fn small(value: i32) -> i16 {
     i16::try_from(value).unwrap_or(i16::MAX)
 }
 
+/// The profile columns in the order both INSERT and UPDATE bind them ($2..$20).
+const PROFILE_COLUMNS: &str = "display_name, legal_name, format, area_id, province, city, district, \
+     street, postal_code, latitude, longitude, contact_name, contact_phone, receiving_start, \
+     receiving_end, receiving_time_zone, settlement, status, floor_area_sqm";
+
+type CustomerQuery<'q> = sqlx::query::QueryAs<'q, Postgres, CustomerRow, sqlx::postgres::PgArguments>;
+
+/// Binds the profile columns of `c` after whatever `query` has bound already.
+fn bind_profile<'q>(query: CustomerQuery<'q>, c: &Customer) -> CustomerQuery<'q> {
+    let address = c.address.clone().unwrap_or_default();
+    let location = c.location.unwrap_or_default();
+    let (receiving_start, receiving_end, receiving_time_zone) = window_minutes(&c.receiving_window);
+    query
+        .bind(c.display_name.clone())
+        .bind(c.legal_name.clone())
+        .bind(small(c.format))
+        .bind(c.area_id.clone())
+        .bind(address.province)
+        .bind(address.city)
+        .bind(address.district)
+        .bind(address.street)
+        .bind(address.postal_code)
+        .bind(location.latitude)
+        .bind(location.longitude)
+        .bind(c.contact_name.clone())
+        .bind(c.contact_phone.clone())
+        .bind(receiving_start)
+        .bind(receiving_end)
+        .bind(receiving_time_zone)
+        .bind(small(c.settlement))
+        .bind(small(c.status))
+        .bind(c.floor_area_sqm)
+}
+
+/// Inserts a new customer and its first ownership. A new profile without a status
+/// is ACTIVE.
 pub async fn insert(
     tx: &mut PgConnection,
     id: &str,
     c: &Customer,
     assigned_by: &str,
 ) -> Result<Customer, ServiceError> {
-    let address = c.address.clone().unwrap_or_default();
-    let location = c.location.unwrap_or_default();
-    let (receiving_start, receiving_end, receiving_time_zone) = window_minutes(&c.receiving_window);
-    let status = if c.status == CustomerStatus::Unspecified as i32 {
-        CustomerStatus::Active as i32
-    } else {
-        c.status
-    };
-    let row: CustomerRow = sqlx::query_as(&format!(
-        "INSERT INTO customers (id, display_name, legal_name, format, area_id, owner_id, province, \
-         city, district, street, postal_code, latitude, longitude, contact_name, contact_phone, \
-         receiving_start, receiving_end, receiving_time_zone, settlement, status, floor_area_sqm) \
+    let mut c = c.clone();
+    if c.status == CustomerStatus::Unspecified as i32 {
+        c.status = CustomerStatus::Active as i32;
+    }
+    let sql = format!(
+        "INSERT INTO customers (id, {PROFILE_COLUMNS}, owner_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
          $19, $20, $21) RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(&c.display_name)
-    .bind(&c.legal_name)
-    .bind(small(c.format))
-    .bind(&c.area_id)
-    .bind(&c.owner_id)
-    .bind(&address.province)
-    .bind(&address.city)
-    .bind(&address.district)
-    .bind(&address.street)
-    .bind(&address.postal_code)
-    .bind(location.latitude)
-    .bind(location.longitude)
-    .bind(&c.contact_name)
-    .bind(&c.contact_phone)
-    .bind(receiving_start)
-    .bind(receiving_end)
-    .bind(receiving_time_zone)
-    .bind(small(c.settlement))
-    .bind(small(status))
-    .bind(c.floor_area_sqm)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| match ServiceError::from(e) {
-        err if err.code == tonic::Code::AlreadyExists => {
-            ServiceError::already_exists(format!("customers/{id}"))
-        }
-        err => err,
-    })?;
+    );
+    let row: CustomerRow = bind_profile(sqlx::query_as(&sql).bind(id), &c)
+        .bind(&c.owner_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match ServiceError::from(e) {
+            err if err.code == tonic::Code::AlreadyExists => {
+                ServiceError::already_exists(format!("customers/{id}"))
+            }
+            err => err,
+        })?;
     sqlx::query(
         "INSERT INTO customer_ownerships (customer_id, owner_id, assigned_by, reason)
          VALUES ($1, $2, $3, 'created')",
@@ -195,39 +206,14 @@ pub async fn get_many(pool: &PgPool, ids: &[String]) -> Result<Vec<Customer>, Se
 
 /// Writes the profile fields of `c` and bumps the version.
 pub async fn update(tx: &mut PgConnection, id: &str, c: &Customer) -> Result<Customer, ServiceError> {
-    let address = c.address.clone().unwrap_or_default();
-    let location = c.location.unwrap_or_default();
-    let (receiving_start, receiving_end, receiving_time_zone) = window_minutes(&c.receiving_window);
-    let row: CustomerRow = sqlx::query_as(&format!(
-        "UPDATE customers SET display_name = $2, legal_name = $3, format = $4, area_id = $5, \
-         province = $6, city = $7, district = $8, street = $9, postal_code = $10, latitude = $11, \
-         longitude = $12, contact_name = $13, contact_phone = $14, receiving_start = $15, \
-         receiving_end = $16, receiving_time_zone = $17, settlement = $18, status = $19, \
-         floor_area_sqm = $20, version = version + 1, updated_at = now() \
-         WHERE id = $1 RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(&c.display_name)
-    .bind(&c.legal_name)
-    .bind(small(c.format))
-    .bind(&c.area_id)
-    .bind(&address.province)
-    .bind(&address.city)
-    .bind(&address.district)
-    .bind(&address.street)
-    .bind(&address.postal_code)
-    .bind(location.latitude)
-    .bind(location.longitude)
-    .bind(&c.contact_name)
-    .bind(&c.contact_phone)
-    .bind(receiving_start)
-    .bind(receiving_end)
-    .bind(receiving_time_zone)
-    .bind(small(c.settlement))
-    .bind(small(c.status))
-    .bind(c.floor_area_sqm)
-    .fetch_one(&mut *tx)
-    .await?;
+    let sql = format!(
+        "UPDATE customers SET ({PROFILE_COLUMNS}) = \
+         ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20), \
+         version = version + 1, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    let row: CustomerRow = bind_profile(sqlx::query_as(&sql).bind(id), c)
+        .fetch_one(&mut *tx)
+        .await?;
     Ok(row.into())
 }
 

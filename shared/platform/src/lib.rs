@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod middleware;
 pub mod pagination;
 pub mod postgres;
+pub mod rpc;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
