@@ -5,59 +5,21 @@ mod support;
 
 use std::time::Duration;
 
-use distnet_platform::server::{self, ServeSpec, Shutdown};
 use distnet_proto::customers::v1::{Customer, UpdateCustomerRequest};
-use distnet_proto::events::v1::event_sink_server::{EventSink, EventSinkServer};
-use distnet_proto::events::v1::{CustomerChanged, DeliverRequest, DeliverResponse, EventEnvelope};
-use distnet_testkit::TestDb;
+use distnet_proto::events::v1::CustomerChanged;
+use distnet_testkit::{EventRecorder, TestDb};
 use support::{TestService, create_request, retailer};
-use tokio::sync::mpsc;
-use tonic::service::Routes;
-
-/// A subscriber that hands every delivered event to the test.
-struct RecordingSink(mpsc::UnboundedSender<EventEnvelope>);
-
-#[tonic::async_trait]
-impl EventSink for RecordingSink {
-    async fn deliver(
-        &self,
-        request: tonic::Request<DeliverRequest>,
-    ) -> Result<tonic::Response<DeliverResponse>, tonic::Status> {
-        let events = request.into_inner().events;
-        let applied = events.len() as i32;
-        for event in events {
-            let _ = self.0.send(event);
-        }
-        Ok(tonic::Response::new(DeliverResponse {
-            applied,
-            duplicates: 0,
-        }))
-    }
-}
 
 #[tokio::test]
 async fn profile_changes_are_delivered_to_subscribers_in_order() {
     let db = TestDb::new().await.expect("database");
     let mut settings = distnet_testkit::settings(&db.url);
-
-    let (sender, mut delivered) = mpsc::unbounded_channel();
-    let sink_shutdown = Shutdown::new();
-    let sink = server::serve(ServeSpec {
-        domain: "test.distnet",
-        grpc_services: &["distnet.events.v1.EventSink"],
-        routes: Routes::new(EventSinkServer::new(RecordingSink(sender))),
-        listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"),
-        settings: &settings,
-        shutdown: sink_shutdown.clone(),
-    })
-    .await
-    .expect("sink serves");
+    let mut recorder = EventRecorder::start(&settings).await.expect("recorder");
     settings
         .events
         .subscriptions
         .insert("CustomerChanged".into(), vec!["logistics".into()]);
-    settings.services.logistics.url = format!("http://{}", sink.local_addr);
-
+    settings.services.logistics.url = format!("http://{}", recorder.addr);
     let service = TestService::start_with(&settings).await;
     let mut admin = service.admin();
     let created = admin
@@ -82,10 +44,10 @@ async fn profile_changes_are_delivered_to_subscribers_in_order() {
 
     let mut names = Vec::new();
     for _ in 0..2 {
-        let event = tokio::time::timeout(Duration::from_secs(30), delivered.recv())
+        let event = recorder
+            .next(Duration::from_secs(30))
             .await
-            .expect("delivered in time")
-            .expect("an event");
+            .expect("delivered in time");
         assert_eq!(event.event_type, "distnet.events.v1.CustomerChanged");
         assert_eq!(event.source, "customers");
         assert_eq!(event.aggregate, "customers/r-1");
@@ -100,6 +62,5 @@ async fn profile_changes_are_delivered_to_subscribers_in_order() {
     assert_eq!(names, vec!["甲", "乙"], "in the order of the changes");
 
     service.stop().await;
-    sink_shutdown.trigger();
-    sink.wait().await.expect("sink stops");
+    recorder.stop().await;
 }

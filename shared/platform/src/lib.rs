@@ -3,6 +3,7 @@
 //! server start-up.
 
 pub mod auth;
+pub mod clock;
 pub mod db;
 pub mod error;
 pub mod events;

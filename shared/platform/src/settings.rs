@@ -39,6 +39,35 @@ pub struct Settings {
     pub events: EventSettings,
     /// Where each service listens and where the others reach it.
     pub services: ServicesSettings,
+    pub accreditation: AccreditationSettings,
+}
+
+/// Licensing rules a city configures (DOMAIN.md "Licensing").
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AccreditationSettings {
+    /// Minimum distance between licensed outlets; cities set tens of meters in
+    /// town centers.
+    pub min_spacing_m: f64,
+    /// Length of a license term.
+    pub license_term_days: i64,
+    /// Violation points within `violation_window_days` that suspend a license.
+    pub suspension_threshold_points: i32,
+    pub violation_window_days: i64,
+    /// How often licenses past their term are marked EXPIRED (and standings updated).
+    pub expiry_sweep_ms: u64,
+}
+
+impl Default for AccreditationSettings {
+    fn default() -> Self {
+        Self {
+            min_spacing_m: 50.0,
+            license_term_days: 5 * 365,
+            suspension_threshold_points: 12,
+            violation_window_days: 365,
+            expiry_sweep_ms: 60_000,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -8,6 +8,12 @@ pub mod common {
     }
 }
 
+pub mod accreditation {
+    pub mod v1 {
+        tonic::include_proto!("distnet.accreditation.v1");
+    }
+}
+
 pub mod customers {
     pub mod v1 {
         tonic::include_proto!("distnet.customers.v1");
@@ -36,4 +42,4 @@ macro_rules! named_events {
     };
 }
 
-named_events!(CustomerChanged);
+named_events!(CustomerChanged, StandingChanged);

@@ -223,6 +223,76 @@ pub async fn channel(addr: std::net::SocketAddr) -> anyhow::Result<Channel> {
         .await?)
 }
 
+/// A real `EventSink` server that hands every delivered event to the test.
+pub struct EventRecorder {
+    pub addr: std::net::SocketAddr,
+    pub events: tokio::sync::mpsc::UnboundedReceiver<distnet_proto::events::v1::EventEnvelope>,
+    shutdown: distnet_platform::server::Shutdown,
+    handle: Option<distnet_platform::server::ServerHandle>,
+}
+
+struct RecordingSink(tokio::sync::mpsc::UnboundedSender<distnet_proto::events::v1::EventEnvelope>);
+
+#[tonic::async_trait]
+impl distnet_proto::events::v1::event_sink_server::EventSink for RecordingSink {
+    async fn deliver(
+        &self,
+        request: tonic::Request<distnet_proto::events::v1::DeliverRequest>,
+    ) -> Result<tonic::Response<distnet_proto::events::v1::DeliverResponse>, tonic::Status> {
+        let events = request.into_inner().events;
+        let applied = i32::try_from(events.len()).unwrap_or(i32::MAX);
+        for event in events {
+            let _ = self.0.send(event);
+        }
+        Ok(tonic::Response::new(distnet_proto::events::v1::DeliverResponse {
+            applied,
+            duplicates: 0,
+        }))
+    }
+}
+
+impl EventRecorder {
+    /// Starts the sink; point a subscription at `http://{addr}`.
+    pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
+        use distnet_proto::events::v1::event_sink_server::EventSinkServer;
+        let (sender, events) = tokio::sync::mpsc::unbounded_channel();
+        let shutdown = distnet_platform::server::Shutdown::new();
+        let handle = distnet_platform::server::serve(distnet_platform::server::ServeSpec {
+            domain: "recorder.distnet",
+            grpc_services: &["distnet.events.v1.EventSink"],
+            routes: tonic::service::Routes::new(EventSinkServer::new(RecordingSink(sender))),
+            listener: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+            settings,
+            shutdown: shutdown.clone(),
+        })
+        .await?;
+        Ok(Self {
+            addr: handle.local_addr,
+            events,
+            shutdown,
+            handle: Some(handle),
+        })
+    }
+
+    /// The next event, or an error after `within`.
+    pub async fn next(
+        &mut self,
+        within: Duration,
+    ) -> anyhow::Result<distnet_proto::events::v1::EventEnvelope> {
+        tokio::time::timeout(within, self.events.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("no event within {within:?}"))?
+            .ok_or_else(|| anyhow::anyhow!("the recorder stopped"))
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.wait().await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::split_url;
