@@ -20,6 +20,9 @@ use tonic::service::Routes;
 /// Schema, events source and application name.
 pub const SERVICE: &str = "accreditation";
 
+/// Events this service consumes.
+pub const CONSUMES: &[&str] = &["CustomerChanged"];
+
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Creates or upgrades this service's schema; returns a pool on it.

@@ -15,6 +15,10 @@ use tonic::service::Routes;
 /// Schema, events source and application name.
 pub const SERVICE: &str = "customers";
 
+/// Events this service consumes (none yet: order facts and deliveries arrive with
+/// issue 6).
+pub const CONSUMES: &[&str] = &[];
+
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connects, migrates and serves on `listener` until `shutdown`; also relays this

@@ -33,28 +33,49 @@ pub fn seeder_token(secret: &str, shape: &NetworkShape) -> anyhow::Result<String
     TokenIssuer::hs256(secret).mint(&claims)
 }
 
-pub async fn seed_customers(endpoint: &str, token: &str, shape: &NetworkShape) -> anyhow::Result<SeedReport> {
-    let started = Instant::now();
-    let channel = Channel::from_shared(endpoint.to_string())?
+async fn connect(endpoint: &str) -> anyhow::Result<Channel> {
+    Channel::from_shared(endpoint.to_string())?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
         .connect()
         .await
-        .with_context(|| format!("connecting to the customers service at {endpoint}"))?;
-    let bearer: MetadataValue<_> = format!("Bearer {token}").parse()?;
-    let client = CustomerServiceClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
-        request.metadata_mut().insert("authorization", bearer.clone());
+        .with_context(|| format!("connecting to {endpoint}"))
+}
+
+/// An interceptor that adds `token` to every call.
+fn bearer(token: &str) -> anyhow::Result<impl tonic::service::Interceptor + Clone> {
+    let value: MetadataValue<_> = format!("Bearer {token}").parse()?;
+    Ok(move |mut request: tonic::Request<()>| {
+        request.metadata_mut().insert("authorization", value.clone());
         Ok(request)
-    });
+    })
+}
+
+fn progress_bar(len: usize, what: &str) -> ProgressBar {
+    let progress = ProgressBar::new(len as u64);
+    progress.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{msg}} [{{bar:40}}] {{pos}}/{{len}} {what} ({{per_sec}}, eta {{eta}})"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    progress
+}
+
+/// Creates the generated retailers through `CreateCustomer`.
+pub async fn seed_customers(
+    endpoint: &str,
+    secret: &str,
+    shape: &NetworkShape,
+) -> anyhow::Result<SeedReport> {
+    let started = Instant::now();
+    let token = seeder_token(secret, shape)?;
+    let client = CustomerServiceClient::with_interceptor(connect(endpoint).await?, bearer(&token)?);
 
     let retailers = generate(shape);
-    let progress = ProgressBar::new(retailers.len() as u64);
-    progress.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} retailers ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    progress.set_message("seeding");
+    let progress = progress_bar(retailers.len(), "retailers");
+    progress.set_message("seeding retailers");
     let seed = shape.seed;
     let mut results = futures::stream::iter(retailers)
         .map(|retailer| {
@@ -88,6 +109,120 @@ pub async fn seed_customers(endpoint: &str, token: &str, shape: &NetworkShape) -
     progress.finish_and_clear();
     Ok(SeedReport {
         created,
+        elapsed: started.elapsed(),
+    })
+}
+
+pub struct LicensingReport {
+    pub licensed: usize,
+    /// Refused because another licensed outlet is within the minimum spacing.
+    pub refused: usize,
+    pub elapsed: Duration,
+}
+
+/// Licenses the generated retailers the way the office does: an application, a
+/// passed inspection by an inspector of the area, and approval by the license
+/// office. Retailers too close to an already licensed outlet are refused, as the
+/// layout rule says. Request ids make a re-run a no-op.
+pub async fn seed_licenses(
+    endpoint: &str,
+    secret: &str,
+    shape: &NetworkShape,
+) -> anyhow::Result<LicensingReport> {
+    use distnet_proto::accreditation::v1::accreditation_service_client::AccreditationServiceClient;
+    use distnet_proto::accreditation::v1::{
+        ApplicationKind, ChecklistItem, DecideApplicationRequest, Decision, InspectionOutcome, Premises,
+        RecordInspectionRequest, SubmitApplicationRequest,
+    };
+
+    let started = Instant::now();
+    let issuer = TokenIssuer::hs256(secret);
+    let ttl = Duration::from_secs(3600);
+    let areas: Vec<String> = crate::seed::manager_ids(shape)
+        .into_iter()
+        .map(|(_, area)| area)
+        .collect();
+    let office = issuer.mint(&Claims::new("lo-seed", Role::Admin, ttl))?;
+    let inspector = issuer.mint(&Claims::new("mi-seed", Role::MarketInspector, ttl).with_areas(areas))?;
+    let channel = connect(endpoint).await?;
+    let office = AccreditationServiceClient::with_interceptor(channel.clone(), bearer(&office)?);
+    let inspector = AccreditationServiceClient::with_interceptor(channel, bearer(&inspector)?);
+
+    let retailers = generate(shape);
+    let progress = progress_bar(retailers.len(), "licenses");
+    progress.set_message("licensing");
+    let seed = shape.seed;
+    let mut results = futures::stream::iter(retailers)
+        .map(|retailer| {
+            let (mut office, mut inspector) = (office.clone(), inspector.clone());
+            async move {
+                let key = format!("seed-{seed}-{}", retailer.customer_id);
+                let submit = SubmitApplicationRequest {
+                    request_id: format!("{key}-apply"),
+                    customer: format!("customers/{}", retailer.customer_id),
+                    kind: ApplicationKind::New as i32,
+                    premises: Some(Premises {
+                        address: retailer.customer.address.clone(),
+                        location: retailer.customer.location,
+                        floor_area_sqm: retailer.customer.floor_area_sqm,
+                        format: retailer.customer.format,
+                    }),
+                    documents: vec![],
+                };
+                // The retailer reaches accreditation as an event; wait for it.
+                let mut attempt = 0;
+                let application = loop {
+                    match office.submit_application(submit.clone()).await {
+                        Ok(application) => break application.into_inner(),
+                        Err(status) if status.code() == tonic::Code::FailedPrecondition && attempt < 300 => {
+                            attempt += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(status) => anyhow::bail!("applying for {}: {status:?}", retailer.customer_id),
+                    }
+                };
+                inspector
+                    .record_inspection(RecordInspectionRequest {
+                        request_id: format!("{key}-inspect"),
+                        name: application.name.clone(),
+                        outcome: InspectionOutcome::Pass as i32,
+                        checklist: vec![ChecklistItem {
+                            item: "premises match the application".into(),
+                            passed: true,
+                            note: String::new(),
+                        }],
+                    })
+                    .await
+                    .map_err(|s| anyhow::anyhow!("inspecting {}: {s:?}", retailer.customer_id))?;
+                let decided = office
+                    .decide_application(DecideApplicationRequest {
+                        request_id: format!("{key}-decide"),
+                        name: application.name.clone(),
+                        decision: Decision::Approve as i32,
+                        reasons: vec!["demo network".into()],
+                    })
+                    .await;
+                match decided {
+                    Ok(_) => Ok(true),
+                    Err(status) if status.code() == tonic::Code::FailedPrecondition => Ok(false),
+                    Err(status) => Err(anyhow::anyhow!("approving {}: {status:?}", retailer.customer_id)),
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY);
+    let (mut licensed, mut refused) = (0, 0);
+    while let Some(result) = results.next().await {
+        if result? {
+            licensed += 1;
+        } else {
+            refused += 1;
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    Ok(LicensingReport {
+        licensed,
+        refused,
         elapsed: started.elapsed(),
     })
 }

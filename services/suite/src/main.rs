@@ -94,8 +94,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let _guard = telemetry::init("distnet", &settings.telemetry);
-            distnet_customers::migrate(&settings).await?;
-            println!("migrated: {}", up::SERVICES.join(", "));
+            distnet_customers::migrate(&settings).await?.close().await;
+            distnet_accreditation::migrate(&settings).await?.close().await;
+            let names: Vec<&str> = up::SERVICES.iter().map(|(name, _)| *name).collect();
+            println!("migrated: {}", names.join(", "));
             Ok(())
         }
         Command::Token {
@@ -125,8 +127,7 @@ async fn main() -> anyhow::Result<()> {
                 ..Default::default()
             };
             let endpoint = endpoint.unwrap_or_else(|| settings.services.customers.url.clone());
-            let token = demo::seeder_token(settings.auth.hs256_secret.expose(), &shape)?;
-            let report = demo::seed_customers(&endpoint, &token, &shape).await?;
+            let report = demo::seed_customers(&endpoint, settings.auth.hs256_secret.expose(), &shape).await?;
             println!(
                 "seeded {} retailers in {:.1} s",
                 report.created,

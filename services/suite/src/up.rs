@@ -17,8 +17,17 @@ use sqlx::Connection as _;
 use crate::demo;
 use crate::seed::NetworkShape;
 
-/// The services this build runs.
-pub const SERVICES: &[&str] = &["customers"];
+/// The services this build runs, with the events each consumes.
+pub const SERVICES: &[(&str, &[&str])] = &[
+    (distnet_customers::SERVICE, distnet_customers::CONSUMES),
+    (distnet_accreditation::SERVICE, distnet_accreditation::CONSUMES),
+];
+
+fn consumes(service: &str, event: &str) -> bool {
+    SERVICES
+        .iter()
+        .any(|(name, events)| *name == service && events.contains(&event))
+}
 
 pub struct UpOptions {
     pub demo: bool,
@@ -48,27 +57,47 @@ pub async fn run(mut settings: Settings, options: UpOptions) -> anyhow::Result<(
         settings.database.url = Secret::new(url);
         cluster = Some(started);
     }
-    settings.retain_subscribers(SERVICES);
+    settings.retain_subscribers(consumes);
+
+    // Bind first, so that with port 0 every service learns the others' real ports.
+    let customers_listener = bind(&settings, settings.services.customers.port).await?;
+    let accreditation_listener = bind(&settings, settings.services.accreditation.port).await?;
+    let customers_addr = customers_listener.local_addr()?;
+    let accreditation_addr = accreditation_listener.local_addr()?;
+    settings.services.customers.url = format!("http://{customers_addr}");
+    settings.services.accreditation.url = format!("http://{accreditation_addr}");
 
     let shutdown = Shutdown::new();
-    let listener = bind(&settings, settings.services.customers.port).await?;
-    let customers = distnet_customers::serve(&settings, listener, shutdown.clone()).await?;
-    let customers_addr = customers.local_addr;
-    if let Some(endpoint) = settings.services.get_mut("customers") {
-        endpoint.url = format!("http://{customers_addr}");
-    }
+    let customers = distnet_customers::serve(&settings, customers_listener, shutdown.clone()).await?;
+    let accreditation =
+        distnet_accreditation::serve(&settings, accreditation_listener, shutdown.clone()).await?;
 
-    print_banner(&settings, customers_addr, cluster.as_ref(), &options)?;
+    print_banner(
+        &settings,
+        &[
+            ("customers", customers_addr),
+            ("accreditation", accreditation_addr),
+        ],
+        cluster.as_ref(),
+        &options,
+    )?;
 
     if options.demo {
-        let token = demo::seeder_token(settings.auth.hs256_secret.expose(), &options.shape)?;
-        let report =
-            demo::seed_customers(&format!("http://{customers_addr}"), &token, &options.shape).await?;
+        let secret = settings.auth.hs256_secret.expose();
+        let report = demo::seed_customers(&settings.services.customers.url, secret, &options.shape).await?;
         println!(
             "demo network ready: {} retailers in {} areas ({:.1} s)",
             report.created,
             options.shape.areas,
             report.elapsed.as_secs_f64()
+        );
+        let licensing =
+            demo::seed_licenses(&settings.services.accreditation.url, secret, &options.shape).await?;
+        println!(
+            "demo licenses ready: {} licensed, {} refused for spacing ({:.1} s)",
+            licensing.licensed,
+            licensing.refused,
+            licensing.elapsed.as_secs_f64()
         );
     }
     println!("ready; ctrl-c stops everything");
@@ -77,6 +106,7 @@ pub async fn run(mut settings: Settings, options: UpOptions) -> anyhow::Result<(
     println!("stopping");
     shutdown.trigger();
     customers.wait().await?;
+    accreditation.wait().await?;
     if let Some(cluster) = cluster {
         tokio::task::block_in_place(|| cluster.stop_server(false))?;
         println!("private PostgreSQL stopped");
@@ -86,12 +116,18 @@ pub async fn run(mut settings: Settings, options: UpOptions) -> anyhow::Result<(
 
 fn print_banner(
     settings: &Settings,
-    customers: SocketAddr,
+    services: &[(&str, SocketAddr)],
     cluster: Option<&LocalPostgres>,
     options: &UpOptions,
 ) -> anyhow::Result<()> {
     println!("distnet is up");
-    println!("  customers listening on {customers}");
+    for (name, addr) in services {
+        println!("  {name} listening on {addr}");
+    }
+    let customers = services
+        .first()
+        .map(|(_, addr)| *addr)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
     match cluster {
         Some(cluster) => println!(
             "  database: private PostgreSQL on 127.0.0.1:{} (data in {})",
@@ -129,6 +165,12 @@ fn print_banner(
         "  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"name\": \"customers/r-00001\"}}' \
          {customers} distnet.customers.v1.CustomerService/GetCustomer"
     );
+    if let Some((_, accreditation)) = services.iter().find(|(name, _)| *name == "accreditation") {
+        println!(
+            "  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"customer\": \"customers/r-00001\"}}' \
+             {accreditation} distnet.accreditation.v1.AccreditationService/GetStanding"
+        );
+    }
     println!();
     Ok(())
 }

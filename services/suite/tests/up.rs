@@ -4,6 +4,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use distnet_proto::accreditation::v1::accreditation_service_client::AccreditationServiceClient;
+use distnet_proto::accreditation::v1::{LicenseStatus, ListStandingsRequest};
 use distnet_proto::common::v1::LatLng;
 use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
 use distnet_proto::customers::v1::{
@@ -34,12 +36,13 @@ async fn line_starting_with(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn distnet_up_demo_serves_the_readme_walkthrough_and_11500_retailers() {
+async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their_licenses() {
     let db = TestDb::new().await.expect("database");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_distnet"))
         .args(["up", "--demo"])
         .env("DATABASE_URL", &db.url)
         .env("DISTNET__SERVICES__CUSTOMERS__PORT", "0")
+        .env("DISTNET__SERVICES__ACCREDITATION__PORT", "0")
         .env("DISTNET__TELEMETRY__LOG_FILTER", "warn")
         .env("DISTNET__SERVER__SHUTDOWN_GRACE_MS", "200")
         .stdout(Stdio::piped())
@@ -51,9 +54,18 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_and_11500_retailers() {
     let mut lines = BufReader::new(stdout).lines();
 
     let addr = line_starting_with(&mut lines, "customers listening on").await;
+    let accreditation_addr = line_starting_with(&mut lines, "accreditation listening on").await;
     let token = line_starting_with(&mut lines, "export TOKEN=").await;
     let ready = line_starting_with(&mut lines, "demo network ready:").await;
     assert!(ready.starts_with("11500 retailers"), "{ready}");
+    let licensing = line_starting_with(&mut lines, "demo licenses ready:").await;
+    let licensed: usize = licensing
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a licensed count");
+    // The layout rule refuses a few demo shops that stand within 50 m of another.
+    assert!(licensed > 11_000, "{licensing}");
 
     let channel = distnet_testkit::channel(addr.parse().expect("address"))
         .await
@@ -68,6 +80,7 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_and_11500_retailers() {
     assert_eq!(health.status, 1, "SERVING");
 
     // ListCustomers with the printed token: every demo retailer is there.
+    let token_copy = token.clone();
     let mut client = CustomerServiceClient::with_interceptor(channel.clone(), Bearer(Some(token)));
     let mut count = 0;
     let mut page_token = String::new();
@@ -118,6 +131,33 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_and_11500_retailers() {
         .expect("get")
         .into_inner();
     assert_eq!(fetched, created);
+
+    // Every licensed demo retailer has a standing with an active license.
+    let accreditation_channel = distnet_testkit::channel(accreditation_addr.parse().expect("address"))
+        .await
+        .expect("connect");
+    let mut accreditation =
+        AccreditationServiceClient::with_interceptor(accreditation_channel, Bearer(Some(token_copy)));
+    let mut active = 0;
+    let mut page_token = String::new();
+    loop {
+        let page = accreditation
+            .list_standings(ListStandingsRequest {
+                page_size: 1000,
+                page_token,
+                license_status: LicenseStatus::Active as i32,
+                ..Default::default()
+            })
+            .await
+            .expect("standings")
+            .into_inner();
+        active += page.standings.len();
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(active, licensed);
 
     // SIGTERM stops everything cleanly.
     let pid = child.id().expect("pid").to_string();

@@ -130,10 +130,16 @@ impl Relay {
                 return;
             }
             loop {
+                // A full batch means more is waiting: go again without sleeping.
+                let mut backlog = false;
                 for (subscriber, client) in &self.sinks {
-                    if let Err(error) = self.relay_once(subscriber, client.clone()).await {
-                        tracing::debug!(%subscriber, %error, "relay pass failed");
+                    match self.relay_once(subscriber, client.clone()).await {
+                        Ok(delivered) => backlog |= i64::try_from(delivered).unwrap_or(0) >= self.batch,
+                        Err(error) => tracing::debug!(%subscriber, %error, "relay pass failed"),
                     }
+                }
+                if backlog && !*shutdown.borrow() {
+                    continue;
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(self.poll) => {}

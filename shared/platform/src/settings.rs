@@ -298,11 +298,12 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Keeps only the subscriptions whose subscriber is in `running`, so a partial
-    /// deployment does not queue events for services that do not exist yet.
-    pub fn retain_subscribers(&mut self, running: &[&str]) {
-        for subscribers in self.events.subscriptions.values_mut() {
-            subscribers.retain(|s| running.contains(&s.as_str()));
+    /// Keeps only the subscriptions for which `consumes(service, event)` holds, so
+    /// a partial deployment does not queue events for services that are not
+    /// running or do not consume them yet.
+    pub fn retain_subscribers(&mut self, consumes: impl Fn(&str, &str) -> bool) {
+        for (event, subscribers) in self.events.subscriptions.iter_mut() {
+            subscribers.retain(|service| consumes(service, event));
         }
     }
 }
