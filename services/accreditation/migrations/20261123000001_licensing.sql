@@ -69,7 +69,8 @@ CREATE TABLE standings (
     license_status    SMALLINT NOT NULL DEFAULT 0,
     tier              INTEGER NOT NULL DEFAULT 0,
     grading_version   BIGINT NOT NULL DEFAULT 0,
-    customer_class    TEXT NOT NULL DEFAULT '',
+    -- distnet.accreditation.v1.CustomerClass number; 0 = not classified yet.
+    customer_class    SMALLINT NOT NULL DEFAULT 0,
     rebate_bp         INTEGER NOT NULL DEFAULT 0,
     credit_grade      TEXT NOT NULL DEFAULT '',
     credit_limit_fen  BIGINT NOT NULL DEFAULT 0,

@@ -22,6 +22,10 @@ use crate::store::{self, LicenseRow};
 
 pub const DOMAIN: &str = "accreditation.distnet";
 
+mod credit;
+mod grading;
+mod scoring;
+
 /// Law-abidance points a violation deducts, by severity.
 pub fn violation_points(severity: Severity) -> i32 {
     match severity {
@@ -1027,6 +1031,108 @@ impl AccreditationService for AccreditationApi {
     ) -> Result<Response<ListStandingsResponse>, Status> {
         rpc::handle(DOMAIN, request, |caller, message| {
             self.list_standings(caller, message)
+        })
+        .await
+    }
+
+    async fn get_rulebook(&self, request: Request<GetRulebookRequest>) -> Result<Response<Rulebook>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| self.rulebook(caller, message)).await
+    }
+
+    async fn update_rulebook(
+        &self,
+        request: Request<UpdateRulebookRequest>,
+    ) -> Result<Response<Rulebook>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.update_rulebook(caller, message)
+        })
+        .await
+    }
+
+    async fn record_score_event(
+        &self,
+        request: Request<RecordScoreEventRequest>,
+    ) -> Result<Response<ScoreEvent>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.record_score_event(caller, message)
+        })
+        .await
+    }
+
+    async fn get_scorecard(
+        &self,
+        request: Request<GetScorecardRequest>,
+    ) -> Result<Response<Scorecard>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| self.scorecard(caller, message)).await
+    }
+
+    async fn record_purchases(
+        &self,
+        request: Request<RecordPurchasesRequest>,
+    ) -> Result<Response<RecordPurchasesResponse>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.record_purchases(caller, message)
+        })
+        .await
+    }
+
+    async fn run_grading(&self, request: Request<RunGradingRequest>) -> Result<Response<Grading>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.run_grading(caller, message)
+        })
+        .await
+    }
+
+    async fn get_grading(&self, request: Request<GetGradingRequest>) -> Result<Response<Grading>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| self.grading(caller, message)).await
+    }
+
+    async fn list_tier_assignments(
+        &self,
+        request: Request<ListTierAssignmentsRequest>,
+    ) -> Result<Response<ListTierAssignmentsResponse>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.tier_assignments(caller, message)
+        })
+        .await
+    }
+
+    async fn publish_grading(
+        &self,
+        request: Request<PublishGradingRequest>,
+    ) -> Result<Response<Grading>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.publish_grading(caller, message)
+        })
+        .await
+    }
+
+    async fn override_tier(
+        &self,
+        request: Request<OverrideTierRequest>,
+    ) -> Result<Response<TierAssignment>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.override_tier(caller, message)
+        })
+        .await
+    }
+
+    async fn upsert_credit_profile(
+        &self,
+        request: Request<UpsertCreditProfileRequest>,
+    ) -> Result<Response<CreditProfile>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.upsert_credit_profile(caller, message)
+        })
+        .await
+    }
+
+    async fn get_credit_profile(
+        &self,
+        request: Request<GetCreditProfileRequest>,
+    ) -> Result<Response<CreditProfile>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.credit_profile(caller, message)
         })
         .await
     }

@@ -12,6 +12,10 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
 use crate::domain::license::{LicenseStatus, LicenseTerm, NearestOutlet, distance_m, effective_status};
 
+pub mod credit;
+pub mod grading;
+pub mod scoring;
+
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: t.timestamp(),
@@ -429,7 +433,7 @@ pub struct StandingRow {
     pub license_status: i16,
     pub tier: i32,
     pub grading_version: i64,
-    pub customer_class: String,
+    pub customer_class: i16,
     pub rebate_bp: i32,
     pub credit_grade: String,
     pub credit_limit_fen: i64,
@@ -451,7 +455,7 @@ impl From<StandingRow> for Standing {
             },
             tier: row.tier,
             grading_version: row.grading_version,
-            customer_class: row.customer_class,
+            customer_class: i32::from(row.customer_class),
             rebate_bp: row.rebate_bp,
             credit_grade: row.credit_grade,
             credit_limit: Some(Money {
@@ -545,4 +549,69 @@ pub async fn move_license(
             .fetch_one(&mut *tx)
             .await?,
     )
+}
+
+/// Sets the class part of a retailer's standing; `Some` only when it changed.
+pub async fn set_class_standing(
+    tx: &mut PgConnection,
+    customer_id: &str,
+    area_id: &str,
+    class: i16,
+    rebate_bp: i32,
+    now: DateTime<Utc>,
+) -> Result<Option<Standing>, ServiceError> {
+    let row: Option<StandingRow> = sqlx::query_as(
+        "INSERT INTO standings (customer_id, area_id, customer_class, rebate_bp, version, updated_at) \
+         VALUES ($1, $2, $3, $4, 1, $5) \
+         ON CONFLICT (customer_id) DO UPDATE SET customer_class = EXCLUDED.customer_class, \
+           rebate_bp = EXCLUDED.rebate_bp, version = standings.version + 1, updated_at = EXCLUDED.updated_at \
+         WHERE (standings.customer_class, standings.rebate_bp) \
+           IS DISTINCT FROM (EXCLUDED.customer_class, EXCLUDED.rebate_bp) \
+         RETURNING *",
+    )
+    .bind(customer_id)
+    .bind(area_id)
+    .bind(class)
+    .bind(rebate_bp)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+/// Sets the credit part of a retailer's standing; `Some` only when it changed.
+#[allow(clippy::too_many_arguments)]
+pub async fn set_credit_standing(
+    tx: &mut PgConnection,
+    customer_id: &str,
+    area_id: &str,
+    grade: &str,
+    limit_fen: i64,
+    blacklisted: bool,
+    blacklist_reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Standing>, ServiceError> {
+    let row: Option<StandingRow> = sqlx::query_as(
+        "INSERT INTO standings (customer_id, area_id, credit_grade, credit_limit_fen, blacklisted, \
+           blacklist_reason, version, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7) \
+         ON CONFLICT (customer_id) DO UPDATE SET credit_grade = EXCLUDED.credit_grade, \
+           credit_limit_fen = EXCLUDED.credit_limit_fen, blacklisted = EXCLUDED.blacklisted, \
+           blacklist_reason = EXCLUDED.blacklist_reason, version = standings.version + 1, \
+           updated_at = EXCLUDED.updated_at \
+         WHERE (standings.credit_grade, standings.credit_limit_fen, standings.blacklisted, \
+                standings.blacklist_reason) \
+           IS DISTINCT FROM (EXCLUDED.credit_grade, EXCLUDED.credit_limit_fen, EXCLUDED.blacklisted, \
+                EXCLUDED.blacklist_reason) \
+         RETURNING *",
+    )
+    .bind(customer_id)
+    .bind(area_id)
+    .bind(grade)
+    .bind(limit_fen)
+    .bind(blacklisted)
+    .bind(blacklist_reason)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(row.map(Into::into))
 }

@@ -45,34 +45,58 @@ impl Outbox {
         aggregate: &str,
         event: &E,
     ) -> Result<(), ServiceError> {
-        let event_id = uuid::Uuid::now_v7();
-        let envelope = EventEnvelope {
-            event_id: event_id.to_string(),
-            event_type: E::full_name(),
-            source: self.source.to_string(),
-            aggregate: aggregate.to_string(),
-            occur_time: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),
-            trace_context: telemetry::current_trace_context(),
-            payload: Some(prost_types::Any::from_msg(event).map_err(ServiceError::internal)?),
-        };
-        let (outbox_id,): (i64,) = sqlx::query_as(
+        self.publish_all(tx, [(aggregate, event)]).await
+    }
+
+    /// Adds many events of one type in one round trip each for the outbox and the
+    /// subscriber queues, in the order given.
+    pub async fn publish_all<'a, E: prost::Name + 'a>(
+        &self,
+        tx: &mut PgConnection,
+        events: impl IntoIterator<Item = (&'a str, &'a E)>,
+    ) -> Result<(), ServiceError> {
+        let occur_time = prost_types::Timestamp::from(std::time::SystemTime::now());
+        let trace_context = telemetry::current_trace_context();
+        let (mut event_ids, mut aggregates, mut envelopes) = (Vec::new(), Vec::new(), Vec::new());
+        for (aggregate, event) in events {
+            let event_id = uuid::Uuid::now_v7();
+            let envelope = EventEnvelope {
+                event_id: event_id.to_string(),
+                event_type: E::full_name(),
+                source: self.source.to_string(),
+                aggregate: aggregate.to_string(),
+                occur_time: Some(occur_time),
+                trace_context: trace_context.clone(),
+                payload: Some(prost_types::Any::from_msg(event).map_err(ServiceError::internal)?),
+            };
+            event_ids.push(event_id);
+            aggregates.push(aggregate.to_string());
+            envelopes.push(envelope.encode_to_vec());
+        }
+        if event_ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<(i64,)> = sqlx::query_as(
             "INSERT INTO outbox (event_id, event_type, aggregate, envelope)
-             VALUES ($1, $2, $3, $4) RETURNING id",
+             SELECT e, $4, a, v FROM unnest($1::uuid[], $2::text[], $3::bytea[]) WITH ORDINALITY AS t(e, a, v, n)
+             ORDER BY n
+             RETURNING id",
         )
-        .bind(event_id)
+        .bind(&event_ids)
+        .bind(&aggregates)
+        .bind(&envelopes)
         .bind(E::NAME)
-        .bind(aggregate)
-        .bind(envelope.encode_to_vec())
-        .fetch_one(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
         let subscribers = self.subscriptions.get(E::NAME).cloned().unwrap_or_default();
         if !subscribers.is_empty() {
+            let ids: Vec<i64> = ids.into_iter().map(|(id,)| id).collect();
             sqlx::query(
                 "INSERT INTO outbox_pending (subscriber, outbox_id)
-                 SELECT s, $2 FROM unnest($1::text[]) AS s",
+                 SELECT s, id FROM unnest($1::text[]) AS s CROSS JOIN unnest($2::bigint[]) AS id",
             )
             .bind(&subscribers)
-            .bind(outbox_id)
+            .bind(&ids)
             .execute(&mut *tx)
             .await?;
         }
