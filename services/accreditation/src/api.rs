@@ -77,7 +77,7 @@ fn rule_state(application: &Application) -> Result<rules::ApplicationState, Serv
     application_state(application.state)
 }
 
-async fn begin_idempotent<R: prost::Message + Default>(
+pub(crate) async fn begin_idempotent<R: prost::Message + Default>(
     tx: &mut PgConnection,
     caller: &Caller,
     request_id: &str,

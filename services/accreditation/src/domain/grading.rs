@@ -614,3 +614,53 @@ mod tests {
         }
     }
 }
+
+/// The months a grading period covers: a month `2026-11`, or a quarter `2026-Q4`
+/// (DOMAIN.md: retailers are regraded monthly or quarterly).
+pub fn period_months(period: &str) -> Option<Vec<String>> {
+    let (year, rest) = period.split_once('-')?;
+    let year: i32 = year.parse().ok().filter(|y| (2000..=2100).contains(y))?;
+    if let Some(quarter) = rest.strip_prefix('Q') {
+        let quarter: u32 = quarter.parse().ok().filter(|q| (1..=4).contains(q))?;
+        let first = (quarter - 1) * 3 + 1;
+        return Some((first..first + 3).map(|m| format!("{year}-{m:02}")).collect());
+    }
+    let month: u32 = rest.parse().ok().filter(|m| (1..=12).contains(m))?;
+    (rest.len() == 2).then(|| vec![format!("{year}-{month:02}")])
+}
+
+/// An ISO week cycle name, `2026-W49`: the week from which a published grading
+/// applies to rationing.
+pub fn is_cycle_name(cycle: &str) -> bool {
+    let Some((year, week)) = cycle.split_once("-W") else {
+        return false;
+    };
+    year.len() == 4
+        && year.parse::<i32>().is_ok()
+        && week.len() == 2
+        && week.parse::<u32>().is_ok_and(|w| (1..=53).contains(&w))
+}
+
+#[cfg(test)]
+mod period_tests {
+    use super::*;
+
+    #[test]
+    fn months_and_quarters_name_their_months() {
+        assert_eq!(period_months("2026-11"), Some(vec!["2026-11".to_string()]));
+        assert_eq!(
+            period_months("2026-Q4"),
+            Some(vec!["2026-10".into(), "2026-11".into(), "2026-12".into()])
+        );
+        for bad in ["2026-13", "2026-Q5", "2026-1", "26-11", "2026/11", ""] {
+            assert_eq!(period_months(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn cycles_are_iso_weeks() {
+        assert!(is_cycle_name("2026-W49"));
+        assert!(!is_cycle_name("2026-W54"));
+        assert!(!is_cycle_name("2026-49"));
+    }
+}

@@ -157,3 +157,11 @@ pub fn metadata(status: &tonic::Status, key: &str) -> String {
         .and_then(|i| i.metadata.get(key).cloned())
         .unwrap_or_default()
 }
+
+pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
