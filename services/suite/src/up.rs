@@ -99,6 +99,15 @@ pub async fn run(mut settings: Settings, options: UpOptions) -> anyhow::Result<(
             licensing.refused,
             licensing.elapsed.as_secs_f64()
         );
+        let grading =
+            demo::seed_grading(&settings.services.accreditation.url, secret, &options.shape).await?;
+        println!(
+            "demo grading published: {} retailers in {} tiers (run {} ms, publish {} ms)",
+            grading.retailers,
+            grading.tiers,
+            grading.run.as_millis(),
+            grading.publish.as_millis()
+        );
     }
     println!("ready; ctrl-c stops everything");
 

@@ -66,6 +66,11 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
         .expect("a licensed count");
     // The layout rule refuses a few demo shops that stand within 50 m of another.
     assert!(licensed > 11_000, "{licensing}");
+    let grading = line_starting_with(&mut lines, "demo grading published:").await;
+    assert!(
+        grading.starts_with(&format!("{licensed} retailers in 30 tiers")),
+        "{grading}"
+    );
 
     let channel = distnet_testkit::channel(addr.parse().expect("address"))
         .await
@@ -152,6 +157,10 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
             .expect("standings")
             .into_inner();
         active += page.standings.len();
+        assert!(
+            page.standings.iter().all(|s| (1..=30).contains(&s.tier)),
+            "every licensed retailer holds exactly one published tier"
+        );
         if page.next_page_token.is_empty() {
             break;
         }
