@@ -552,7 +552,6 @@ pub async fn move_license(
 }
 
 /// Sets the class part of a retailer's standing; `Some` only when it changed.
-#[allow(dead_code)] // scoring RPCs in progress
 pub async fn set_class_standing(
     tx: &mut PgConnection,
     customer_id: &str,
@@ -581,7 +580,7 @@ pub async fn set_class_standing(
 }
 
 /// Sets the credit part of a retailer's standing; `Some` only when it changed.
-#[allow(clippy::too_many_arguments, dead_code)] // credit RPCs in progress
+#[allow(clippy::too_many_arguments)]
 pub async fn set_credit_standing(
     tx: &mut PgConnection,
     customer_id: &str,

@@ -325,7 +325,7 @@ fn monthly_cartons(format: i32) -> (i64, i64) {
 /// DOMAIN.md), at about 200 yuan a carton; one retailer in twenty is new and has
 /// none, so the grading places it by format and size.
 pub fn monthly_purchases(shape: &NetworkShape, retailers: &[SeedRetailer]) -> Vec<MonthlyPurchase> {
-    let mut rng = SplitMix64(shape.seed ^ 0x5EED_0F_B0_0C);
+    let mut rng = SplitMix64(shape.seed ^ 0x5EED_B00C);
     retailers
         .iter()
         .filter_map(|retailer| {
