@@ -317,3 +317,96 @@ pub async fn seed_grading(
         publish: started.elapsed(),
     })
 }
+
+pub struct SampleReport {
+    pub scored: usize,
+    pub credit_files: usize,
+    pub elapsed: Duration,
+}
+
+/// A score history and a credit file for every `SAMPLE_EVERY`-th retailer: its
+/// customer manager records display and shelf upkeep, the call center an order
+/// taken on the call; the credit office files its finances.
+pub async fn seed_scores_and_credit(
+    endpoint: &str,
+    secret: &str,
+    shape: &NetworkShape,
+) -> anyhow::Result<SampleReport> {
+    use distnet_proto::accreditation::v1::accreditation_service_client::AccreditationServiceClient;
+    use distnet_proto::accreditation::v1::{RecordScoreEventRequest, UpsertCreditProfileRequest};
+
+    let started = Instant::now();
+    let issuer = TokenIssuer::hs256(secret);
+    let ttl = Duration::from_secs(3600);
+    let areas: Vec<String> = crate::seed::manager_ids(shape)
+        .into_iter()
+        .map(|(_, area)| area)
+        .collect();
+    let manager =
+        issuer.mint(&Claims::new("cm-seed", Role::CustomerManager, ttl).with_areas(areas.clone()))?;
+    let agent = issuer.mint(&Claims::new("cc-seed", Role::CallCenterAgent, ttl).with_areas(areas))?;
+    let office = issuer.mint(&Claims::new(
+        format!("distnet-seed-{}", shape.seed),
+        Role::Admin,
+        ttl,
+    ))?;
+    let channel = connect(endpoint).await?;
+    let manager = AccreditationServiceClient::with_interceptor(channel.clone(), bearer(&manager)?);
+    let agent = AccreditationServiceClient::with_interceptor(channel.clone(), bearer(&agent)?);
+    let office = AccreditationServiceClient::with_interceptor(channel, bearer(&office)?);
+
+    let retailers = generate(shape);
+    let sample: Vec<(usize, &crate::seed::SeedRetailer)> = retailers
+        .iter()
+        .enumerate()
+        .step_by(crate::seed::SAMPLE_EVERY)
+        .collect();
+    let progress = progress_bar(sample.len(), "score histories and credit files");
+    progress.set_message("scoring");
+    let seed = shape.seed;
+    let mut results = futures::stream::iter(sample)
+        .map(|(index, retailer)| {
+            let (mut manager, mut agent, mut office) = (manager.clone(), agent.clone(), office.clone());
+            async move {
+                let key = format!("seed-{seed}-{}", retailer.customer_id);
+                let customer = format!("customers/{}", retailer.customer_id);
+                for (by_agent, rule) in [
+                    (false, "PRODUCT_DISPLAY_KEPT"),
+                    (false, "SHELF_TIDY"),
+                    (true, "ORDER_PLACED_ON_CALL"),
+                ] {
+                    let client = if by_agent { &mut agent } else { &mut manager };
+                    client
+                        .record_score_event(RecordScoreEventRequest {
+                            request_id: format!("{key}-{rule}"),
+                            customer: customer.clone(),
+                            rule_code: rule.into(),
+                            note: String::new(),
+                        })
+                        .await
+                        .map_err(|s| anyhow::anyhow!("scoring {customer}: {s:?}"))?;
+                }
+                office
+                    .upsert_credit_profile(UpsertCreditProfileRequest {
+                        request_id: format!("{key}-credit"),
+                        profile: Some(crate::seed::credit_file(shape, index, retailer)),
+                    })
+                    .await
+                    .map_err(|s| anyhow::anyhow!("filing credit for {customer}: {s:?}"))?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(CONCURRENCY);
+    let mut done = 0;
+    while let Some(result) = results.next().await {
+        result?;
+        done += 1;
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    Ok(SampleReport {
+        scored: done,
+        credit_files: done,
+        elapsed: started.elapsed(),
+    })
+}

@@ -5,7 +5,8 @@
 //! 25 km radius that gets two deliveries a day, 70 % on e-settlement. Generation is a
 //! pure function of [`NetworkShape`]: the same shape always yields the same network.
 
-use distnet_proto::common::v1::{LatLng, LocalTimeWindow, PostalAddress, TimeOfDay};
+use distnet_proto::accreditation::v1::CreditProfile;
+use distnet_proto::common::v1::{LatLng, LocalTimeWindow, Money, PostalAddress, TimeOfDay};
 use distnet_proto::customers::v1::{Customer, CustomerFormat, CustomerStatus, Settlement};
 
 /// One generated retailer: the id to create it under and its profile.
@@ -344,6 +345,39 @@ pub fn monthly_purchases(shape: &NetworkShape, retailers: &[SeedRetailer]) -> Ve
             })
         })
         .collect()
+}
+
+/// Every `SAMPLE_EVERY`-th retailer gets a score history and a credit file in the
+/// demo: enough to show classes and credit without seeding 11,500 of each.
+pub const SAMPLE_EVERY: usize = 10;
+
+/// A credit file for a sampled retailer: financial ratios around healthy small
+/// retail values, a few weak ones, on-time payment mostly high (DOMAIN.md
+/// "Credit").
+pub fn credit_file(shape: &NetworkShape, index: usize, retailer: &SeedRetailer) -> CreditProfile {
+    let mut rng = SplitMix64(shape.seed ^ 0x00C4_ED17 ^ (index as u64).wrapping_mul(0x9E37_79B9));
+    let (low, high) = monthly_cartons(retailer.customer.format);
+    let scale = (low + high) * 2_000_000; // fen of working capital per carton-month of business
+    let working_capital =
+        scale / 2 + i64::try_from(rng.below(usize::try_from(scale).unwrap_or(1))).unwrap_or(0);
+    let cny = |fen: i64| {
+        Some(Money {
+            currency_code: "CNY".into(),
+            fen,
+        })
+    };
+    CreditProfile {
+        customer: format!("customers/{}", retailer.customer_id),
+        working_capital: cny(working_capital),
+        net_assets: cny(working_capital * 2),
+        current_ratio: 0.6 + rng.unit() * 2.0,
+        interest_coverage: 0.5 + rng.unit() * 8.0,
+        debt_ratio: 0.2 + rng.unit() * 0.7,
+        cash_ratio: 0.1 + rng.unit() * 0.9,
+        on_time_payment_rate: 0.75 + rng.unit() * 0.25,
+        disputes_last_year: i32::try_from(rng.below(4)).unwrap_or(0),
+        ..CreditProfile::default()
+    }
 }
 
 #[cfg(test)]

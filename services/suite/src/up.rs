@@ -99,6 +99,15 @@ pub async fn run(mut settings: Settings, options: UpOptions) -> anyhow::Result<(
             licensing.refused,
             licensing.elapsed.as_secs_f64()
         );
+        let sample =
+            demo::seed_scores_and_credit(&settings.services.accreditation.url, secret, &options.shape)
+                .await?;
+        println!(
+            "demo score histories and credit files ready: {} and {} ({:.1} s)",
+            sample.scored,
+            sample.credit_files,
+            sample.elapsed.as_secs_f64()
+        );
         let grading =
             demo::seed_grading(&settings.services.accreditation.url, secret, &options.shape).await?;
         println!(

@@ -5,7 +5,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use distnet_proto::accreditation::v1::accreditation_service_client::AccreditationServiceClient;
-use distnet_proto::accreditation::v1::{LicenseStatus, ListStandingsRequest};
+use distnet_proto::accreditation::v1::{
+    CustomerClass, GetStandingRequest, LicenseStatus, ListStandingsRequest,
+};
 use distnet_proto::common::v1::LatLng;
 use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
 use distnet_proto::customers::v1::{
@@ -66,6 +68,8 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
         .expect("a licensed count");
     // The layout rule refuses a few demo shops that stand within 50 m of another.
     assert!(licensed > 11_000, "{licensing}");
+    let sample = line_starting_with(&mut lines, "demo score histories and credit files ready:").await;
+    assert!(sample.starts_with("1150 and 1150"), "{sample}");
     let grading = line_starting_with(&mut lines, "demo grading published:").await;
     assert!(
         grading.starts_with(&format!("{licensed} retailers in 30 tiers")),
@@ -167,6 +171,21 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
         page_token = page.next_page_token;
     }
     assert_eq!(active, licensed);
+
+    // The first retailer is in the scored and credit-filed sample.
+    let standing = accreditation
+        .get_standing(GetStandingRequest {
+            customer: "customers/r-00001".into(),
+        })
+        .await
+        .expect("standing")
+        .into_inner();
+    assert_ne!(
+        standing.customer_class,
+        CustomerClass::Unspecified as i32,
+        "classified by its points"
+    );
+    assert!(!standing.credit_grade.is_empty(), "graded by its credit file");
 
     // SIGTERM stops everything cleanly.
     let pid = child.id().expect("pid").to_string();
