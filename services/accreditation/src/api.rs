@@ -702,6 +702,23 @@ impl AccreditationApi {
             },
         )
         .await?;
+        let area_id = store::customer(&mut tx, &row.customer_id)
+            .await?
+            .map(|c| c.area_id)
+            .unwrap_or_else(|| row.area_id.clone());
+        self.deduct_for_violation(
+            &mut tx,
+            scoring::ViolationDeduction {
+                customer_id: &row.customer_id,
+                area_id: &area_id,
+                violation_type: ViolationType::try_from(request.r#type).unwrap_or(ViolationType::Unspecified),
+                fallback_points: points,
+                recorder: &caller,
+                note: &request.note,
+                now,
+            },
+        )
+        .await?;
         // Suspension threshold: points within the window (DOMAIN.md: licenses are
         // suspended for violations).
         let since = now - Duration::days(self.rules.violation_window_days.max(1));

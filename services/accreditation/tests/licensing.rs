@@ -388,6 +388,18 @@ async fn violations_past_the_threshold_suspend_the_license() {
         .into_inner();
     assert!(second.suspended_license, "12 points within a year suspend");
 
+    // Each violation deducts the handbook's law-abidance points, once.
+    let card = inspector
+        .get_scorecard(GetScorecardRequest {
+            customer: "customers/r-1".into(),
+            period: String::new(),
+        })
+        .await
+        .expect("scorecard")
+        .into_inner();
+    assert_eq!(card.law_abidance, -40, "PRICE_VIOLATION is -20, recorded twice");
+    assert_eq!(card.cumulative_points, -40);
+
     let standing = inspector
         .get_standing(GetStandingRequest {
             customer: "customers/r-1".into(),

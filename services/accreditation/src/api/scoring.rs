@@ -430,3 +430,71 @@ async fn classify(
     )
     .await
 }
+
+/// The handbook rule that scores a violation of `violation_type`.
+fn violation_rule(violation_type: ViolationType) -> &'static str {
+    match violation_type {
+        ViolationType::Counterfeit | ViolationType::SmuggledGoods => "COUNTERFEIT_FOUND",
+        ViolationType::OutOfChannelPurchase => "OUT_OF_CHANNEL_PURCHASE",
+        ViolationType::SaleToMinors => "SALE_TO_MINORS",
+        ViolationType::Price | ViolationType::Unspecified => "PRICE_VIOLATION",
+    }
+}
+
+/// A recorded violation as the scoring ledger sees it.
+pub(super) struct ViolationDeduction<'a> {
+    pub customer_id: &'a str,
+    pub area_id: &'a str,
+    pub violation_type: ViolationType,
+    /// Used when the current rulebook has no rule for the type.
+    pub fallback_points: i32,
+    pub recorder: &'a Caller,
+    pub note: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+impl AccreditationApi {
+    /// A violation deducts law-abidance points (DOMAIN.md: violations are scored
+    /// on law-abidance): the handbook rule for its type, recorded by the
+    /// inspector's authority — no recorder or cap check, a violation always
+    /// counts — then the class follows the new cumulative points.
+    pub(super) async fn deduct_for_violation(
+        &self,
+        tx: &mut PgConnection,
+        violation: ViolationDeduction<'_>,
+    ) -> Result<(), ServiceError> {
+        ledger::lock_rulebook(tx, false).await?;
+        let rulebook = ledger::current_rulebook(tx).await?.rulebook;
+        let code = violation_rule(violation.violation_type);
+        let points = rulebook
+            .rule(code)
+            .map(|rule| -rule.points.abs())
+            .unwrap_or(-violation.fallback_points.abs());
+        ledger::lock_ledger(tx, violation.customer_id).await?;
+        let event = ScoreEventRow {
+            id: format!("s-{}", uuid::Uuid::now_v7().simple()),
+            customer_id: violation.customer_id.to_string(),
+            rule_code: code.to_string(),
+            dimension: ledger::dimension_code(RuleDimension::LawAbidance),
+            points,
+            period: rules::period_of(violation.now.date_naive()),
+            recorded_by: violation.recorder.sub.clone(),
+            recorder_role: violation.recorder.role.as_str().to_owned(),
+            rulebook_version: rulebook.version,
+            note: violation.note.to_string(),
+            recorded_at: violation.now,
+        };
+        ledger::insert_event(tx, &event).await?;
+        let cumulative = ledger::cumulative_points(tx, violation.customer_id).await?;
+        let standing = classify(
+            tx,
+            violation.customer_id,
+            violation.area_id,
+            cumulative,
+            &rulebook,
+            violation.now,
+        )
+        .await?;
+        self.publish_standing(tx, standing).await
+    }
+}
