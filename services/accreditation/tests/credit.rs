@@ -11,9 +11,8 @@ use distnet_platform::auth::{Claims, Role};
 use distnet_proto::accreditation::v1::accreditation_service_client::AccreditationServiceClient;
 use distnet_proto::accreditation::v1::*;
 use distnet_proto::common::v1::Money;
-use distnet_proto::events::v1::StandingChanged;
-use distnet_testkit::{Bearer, EventRecorder};
-use support::{Client, TestService, reason};
+use distnet_testkit::Bearer;
+use support::{Client, TestService, next_standing, reason};
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
@@ -88,15 +87,6 @@ async fn standing(client: &mut Client, customer: &str) -> Standing {
         .into_inner()
 }
 
-async fn next_standing(recorder: &mut EventRecorder) -> Standing {
-    let event = recorder
-        .next(Duration::from_secs(30))
-        .await
-        .expect("a standing event");
-    let changed: StandingChanged = event.payload.expect("payload").to_msg().expect("decodes");
-    changed.standing.expect("standing")
-}
-
 fn fields(status: &tonic::Status) -> Vec<String> {
     status
         .get_details_bad_request()
@@ -113,15 +103,7 @@ fn retailer(service: &TestService, customer: &str) -> Client {
 
 #[tokio::test]
 async fn an_upsert_grades_the_file_and_publishes_grade_and_limit_in_the_standing() {
-    let db = support::migrated_db().await;
-    let mut settings = support::settings(&db.url);
-    let mut recorder = EventRecorder::start(&settings).await.expect("recorder");
-    settings
-        .events
-        .subscriptions
-        .insert("StandingChanged".into(), vec!["allocation".into()]);
-    settings.services.allocation.url = format!("http://{}", recorder.addr);
-    let service = TestService::start_with(&settings).await;
+    let (service, mut recorder) = TestService::start_recording_standings().await;
     service.know_customer("r-1", "area-01", "cm-1", SHOP).await;
     let mut office = service.admin();
 
@@ -183,15 +165,7 @@ async fn an_upsert_grades_the_file_and_publishes_grade_and_limit_in_the_standing
 
 #[tokio::test]
 async fn blacklisting_needs_a_reason_and_sets_the_limit_in_force_to_zero() {
-    let db = support::migrated_db().await;
-    let mut settings = support::settings(&db.url);
-    let mut recorder = EventRecorder::start(&settings).await.expect("recorder");
-    settings
-        .events
-        .subscriptions
-        .insert("StandingChanged".into(), vec!["allocation".into()]);
-    settings.services.allocation.url = format!("http://{}", recorder.addr);
-    let service = TestService::start_with(&settings).await;
+    let (service, mut recorder) = TestService::start_recording_standings().await;
     service.know_customer("r-1", "area-01", "cm-1", SHOP).await;
     let mut office = service.admin();
     upsert(&mut office, "grade", file("r-1")).await.expect("graded");

@@ -163,15 +163,7 @@ async fn standings_published(recorder: &mut EventRecorder, count: usize) -> Vec<
 
 #[tokio::test]
 async fn gradings_place_every_licensed_retailer_once_and_publish_only_changes() {
-    let db = support::migrated_db().await;
-    let mut settings = support::settings(&db.url);
-    let mut recorder = EventRecorder::start(&settings).await.expect("recorder");
-    settings
-        .events
-        .subscriptions
-        .insert("StandingChanged".into(), vec!["allocation".into()]);
-    settings.services.allocation.url = format!("http://{}", recorder.addr);
-    let service = TestService::start_with(&settings).await;
+    let (service, mut recorder) = TestService::start_recording_standings().await;
     license_all(&service).await;
     standings_published(&mut recorder, RETAILERS).await;
 

@@ -4,15 +4,11 @@
 
 mod support;
 
-use std::time::Duration;
-
 use chrono::Duration as Days;
 use distnet_platform::auth::Role;
 use distnet_proto::accreditation::v1::*;
 use distnet_proto::common::v1::LatLng;
-use distnet_proto::events::v1::StandingChanged;
-use distnet_testkit::EventRecorder;
-use support::{Client, TestService, metadata, reason};
+use support::{Client, TestService, metadata, next_standing, reason};
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
@@ -87,26 +83,9 @@ fn status_of(license: &License) -> LicenseStatus {
     LicenseStatus::try_from(license.status).unwrap_or(LicenseStatus::Unspecified)
 }
 
-async fn next_standing(recorder: &mut EventRecorder) -> Standing {
-    let event = recorder
-        .next(Duration::from_secs(30))
-        .await
-        .expect("a standing event");
-    let changed: StandingChanged = event.payload.expect("payload").to_msg().expect("decodes");
-    changed.standing.expect("standing")
-}
-
 #[tokio::test]
 async fn the_license_lifecycle_runs_from_application_to_expiry() {
-    let db = support::migrated_db().await;
-    let mut settings = support::settings(&db.url);
-    let mut recorder = EventRecorder::start(&settings).await.expect("recorder");
-    settings
-        .events
-        .subscriptions
-        .insert("StandingChanged".into(), vec!["allocation".into()]);
-    settings.services.allocation.url = format!("http://{}", recorder.addr);
-    let service = TestService::start_with(&settings).await;
+    let (service, mut recorder) = TestService::start_recording_standings().await;
     service.know_customer("r-1", "area-01", "cm-1", SHOP).await;
 
     let mut cm = service.as_role(Role::CustomerManager, "cm-1", &["area-01"]);

@@ -258,15 +258,7 @@ async fn a_retried_recording_returns_the_original_and_counts_once() {
 
 #[tokio::test]
 async fn crossing_the_key_threshold_changes_the_class_and_publishes_one_standing_change() {
-    let db = support::migrated_db().await;
-    let mut settings = support::settings(&db.url);
-    let mut recorder = EventRecorder::start(&settings).await.expect("recorder");
-    settings
-        .events
-        .subscriptions
-        .insert("StandingChanged".into(), vec!["allocation".into()]);
-    settings.services.allocation.url = format!("http://{}", recorder.addr);
-    let service = TestService::start_with(&settings).await;
+    let (service, mut recorder) = TestService::start_recording_standings().await;
     service.know_customer("r-1", "area-01", "cm-1", SHOP).await;
     let mut office = service.admin();
     let mut cm = service.as_role(Role::CustomerManager, "cm-1", &["area-01"]);

@@ -14,7 +14,7 @@ use distnet_proto::common::v1::LatLng;
 use distnet_proto::customers::v1::Customer;
 use distnet_proto::events::v1::event_sink_client::EventSinkClient;
 use distnet_proto::events::v1::{CustomerChanged, DeliverRequest, EventEnvelope};
-use distnet_testkit::{Bearer, TestDb};
+use distnet_testkit::{Bearer, EventRecorder, TestDb};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -41,6 +41,21 @@ impl TestService {
         let mut service = Self::start_with(&settings).await;
         service.db = Some(db);
         service
+    }
+
+    /// A service whose `StandingChanged` events go to the returned recorder.
+    pub async fn start_recording_standings() -> (Self, EventRecorder) {
+        let db = migrated_db().await;
+        let mut settings = settings(&db.url);
+        let recorder = EventRecorder::start(&settings).await.expect("recorder");
+        settings
+            .events
+            .subscriptions
+            .insert("StandingChanged".into(), vec!["allocation".into()]);
+        settings.services.allocation.url = format!("http://{}", recorder.addr);
+        let mut service = Self::start_with(&settings).await;
+        service.db = Some(db);
+        (service, recorder)
     }
 
     pub async fn start_with(settings: &Settings) -> Self {
@@ -164,4 +179,15 @@ pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
         .get_details_bad_request()
         .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
+}
+
+/// The next `StandingChanged` the recorder received.
+pub async fn next_standing(recorder: &mut EventRecorder) -> distnet_proto::accreditation::v1::Standing {
+    let event = recorder
+        .next(std::time::Duration::from_secs(30))
+        .await
+        .expect("a standing event");
+    let changed: distnet_proto::events::v1::StandingChanged =
+        event.payload.expect("payload").to_msg().expect("decodes");
+    changed.standing.expect("standing")
 }
