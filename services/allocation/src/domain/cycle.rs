@@ -1,0 +1,140 @@
+//! Weekly cycles (DESIGN.md: `cycles/2026-W48`): scarce supply is rationed per ISO
+//! week, and a cycle's order window says when orders against it are taken. Business
+//! times are local to the depot; the reference depot is in Asia/Shanghai (UTC+8 all
+//! year, no daylight saving), which is the default offset here.
+
+use std::fmt;
+
+use chrono::{
+    DateTime, Datelike as _, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone as _, Utc, Weekday,
+};
+
+/// Asia/Shanghai, which keeps UTC+8 all year.
+pub const SHANGHAI_OFFSET_SECONDS: i32 = 8 * 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CycleId {
+    pub year: i32,
+    pub week: u32,
+}
+
+impl fmt::Display for CycleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-W{:02}", self.year, self.week)
+    }
+}
+
+impl CycleId {
+    /// Parses `2026-W48`; the week must exist in that ISO year.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (year, week) = text.split_once("-W")?;
+        if year.len() != 4 || week.len() != 2 {
+            return None;
+        }
+        let cycle = CycleId {
+            year: year.parse().ok()?,
+            week: week.parse().ok()?,
+        };
+        cycle.monday().map(|_| cycle)
+    }
+
+    /// The Monday the cycle starts on.
+    pub fn monday(self) -> Option<NaiveDate> {
+        NaiveDate::from_isoywd_opt(self.year, self.week, Weekday::Mon)
+    }
+
+    /// The cycle a local date belongs to.
+    pub fn of(date: NaiveDate) -> Self {
+        let week = date.iso_week();
+        CycleId {
+            year: week.year(),
+            week: week.week(),
+        }
+    }
+
+    pub fn next(self) -> Option<Self> {
+        self.monday().map(|m| Self::of(m + Duration::days(7)))
+    }
+
+    pub fn previous(self) -> Option<Self> {
+        self.monday().map(|m| Self::of(m - Duration::days(7)))
+    }
+}
+
+/// When orders against a cycle are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderWindow {
+    pub opens: DateTime<Utc>,
+    pub closes: DateTime<Utc>,
+}
+
+impl OrderWindow {
+    /// Open from `opens` (inclusive) to `closes` (exclusive).
+    pub fn is_open(&self, now: DateTime<Utc>) -> bool {
+        self.opens <= now && now < self.closes
+    }
+}
+
+/// The default window: Monday 08:00 to Saturday 17:30 local time, the week's last
+/// cut-off (DOMAIN.md: orders are handed to the DC at 11:30 and 17:30).
+pub fn default_window(cycle: CycleId, offset_seconds: i32) -> Option<OrderWindow> {
+    let offset = FixedOffset::east_opt(offset_seconds)?;
+    let monday = cycle.monday()?;
+    let local = |date: NaiveDate, h: u32, m: u32| {
+        NaiveTime::from_hms_opt(h, m, 0)
+            .and_then(|t| offset.from_local_datetime(&date.and_time(t)).single())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    Some(OrderWindow {
+        opens: local(monday, 8, 0)?,
+        closes: local(monday + Duration::days(5), 17, 30)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn cycles_are_named_by_iso_week() {
+        let cycle = CycleId::parse("2026-W48").expect("valid");
+        assert_eq!(cycle.monday(), NaiveDate::from_ymd_opt(2026, 11, 23));
+        assert_eq!(cycle.to_string(), "2026-W48");
+        // 2026 has 53 ISO weeks; 2025 does not.
+        assert!(CycleId::parse("2026-W53").is_some());
+        assert!(CycleId::parse("2025-W53").is_none());
+        for bad in ["2026-48", "2026-W5", "26-W48", "2026-W00", ""] {
+            assert!(CycleId::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_default_window_runs_monday_morning_to_saturday_evening_in_shanghai() {
+        let cycle = CycleId::parse("2026-W48").expect("valid");
+        let window = default_window(cycle, SHANGHAI_OFFSET_SECONDS).expect("window");
+        // Monday 08:00 +08:00 is Monday 00:00 UTC.
+        assert_eq!(window.opens.to_rfc3339(), "2026-11-23T00:00:00+00:00");
+        assert_eq!(window.closes.to_rfc3339(), "2026-11-28T09:30:00+00:00");
+        assert!(window.is_open(window.opens));
+        assert!(!window.is_open(window.closes));
+    }
+
+    proptest! {
+        #[test]
+        fn every_date_belongs_to_the_cycle_starting_on_its_monday(days in 0i64..40_000) {
+            let date = NaiveDate::from_ymd_opt(1990, 1, 1).unwrap() + Duration::days(days);
+            let cycle = CycleId::of(date);
+            let monday = cycle.monday().unwrap();
+            prop_assert!(monday <= date && date < monday + Duration::days(7));
+            prop_assert_eq!(CycleId::parse(&cycle.to_string()), Some(cycle));
+            prop_assert_eq!(cycle.next().and_then(CycleId::previous), Some(cycle));
+            prop_assert!(cycle.next().unwrap() > cycle);
+        }
+
+        #[test]
+        fn parsing_any_text_never_panics(text in "\\PC{0,10}") {
+            let _ = CycleId::parse(&text);
+        }
+    }
+}
