@@ -115,7 +115,7 @@ mod tests {
 
         #[test]
         fn a_neutral_factor_gives_the_average(a in 0u64..u64::MAX / 4, b in 0u64..u64::MAX / 4) {
-            let average = (u128::from(a) + u128::from(b) + 1) / 2;
+            let average = (u128::from(a) + u128::from(b)).div_ceil(2);
             prop_assert_eq!(u128::from(estimate_of(a, b, NEUTRAL_FACTOR_BP)), average);
         }
 
