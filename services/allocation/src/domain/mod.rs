@@ -4,3 +4,5 @@
 pub mod balance;
 pub mod cycle;
 pub mod demand;
+pub mod proportional;
+pub mod tier_quota;
