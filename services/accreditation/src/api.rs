@@ -13,6 +13,8 @@ use distnet_proto::accreditation::v1::accreditation_service_server::Accreditatio
 use distnet_proto::accreditation::v1::*;
 use distnet_proto::events::v1::StandingChanged;
 use sqlx::{PgConnection, PgPool};
+
+use crate::store;
 use tonic::{Request, Response, Status};
 
 use crate::domain::access::{self};
@@ -32,6 +34,21 @@ pub struct AccreditationApi {
     outbox: Outbox,
     clock: SharedClock,
     rules: AccreditationSettings,
+}
+
+/// The retailer as accreditation knows it from `CustomerChanged`. A retailer just
+/// created may not have arrived yet: FAILED_PRECONDITION with `RetryInfo`.
+pub(crate) async fn known_customer(
+    conn: &mut PgConnection,
+    customer_id: &str,
+) -> Result<store::CachedCustomer, ServiceError> {
+    store::customer(conn, customer_id).await?.ok_or_else(|| {
+        ServiceError::failed_precondition(
+            "CUSTOMER_NOT_KNOWN",
+            format!("customers/{customer_id} is not known here yet; retry shortly"),
+        )
+        .with_retry_after(std::time::Duration::from_secs(2))
+    })
 }
 
 pub(crate) async fn begin_idempotent<R: prost::Message + Default>(

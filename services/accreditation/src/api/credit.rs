@@ -8,7 +8,7 @@ use distnet_platform::validate::{Violations, parse_name};
 use distnet_proto::accreditation::v1::*;
 use distnet_proto::common::v1::Money;
 
-use super::{AccreditationApi, begin_idempotent};
+use super::{AccreditationApi, begin_idempotent, known_customer};
 use crate::domain::access::{self, Subject};
 use crate::domain::credit::{self as rules, CreditInputs};
 use crate::store;
@@ -113,13 +113,7 @@ impl AccreditationApi {
             Ok(key) => key,
             Err(replay) => return Ok(replay),
         };
-        let customer = store::customer(&mut tx, &customer_id).await?.ok_or_else(|| {
-            ServiceError::failed_precondition(
-                "CUSTOMER_NOT_KNOWN",
-                format!("{} is not known here yet; retry shortly", profile.customer),
-            )
-            .with_retry_after(std::time::Duration::from_secs(2))
-        })?;
+        let customer = known_customer(&mut tx, &customer_id).await?;
         let stored = StoredProfile {
             customer_id: customer_id.clone(),
             inputs,

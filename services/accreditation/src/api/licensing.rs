@@ -11,7 +11,7 @@ use distnet_proto::accreditation::v1::*;
 use distnet_proto::events::v1::StandingChanged;
 use sqlx::{PgConnection, PgPool};
 
-use super::{AccreditationApi, begin_idempotent, scoring};
+use super::{AccreditationApi, begin_idempotent, known_customer, scoring};
 use crate::domain::access::{self, Subject};
 use crate::domain::license::{self as rules, InspectionOutcome as Outcome, LicenseTerm, Refusal};
 use crate::store::{self, LicenseRow};
@@ -132,13 +132,7 @@ impl AccreditationApi {
             Ok(key) => key,
             Err(replay) => return Ok(replay),
         };
-        let customer = store::customer(&mut tx, &customer_id).await?.ok_or_else(|| {
-            ServiceError::failed_precondition(
-                "CUSTOMER_NOT_KNOWN",
-                format!("{} is not known here yet; retry shortly", request.customer),
-            )
-            .with_retry_after(std::time::Duration::from_secs(2))
-        })?;
+        let customer = known_customer(&mut tx, &customer_id).await?;
         let subject = Subject {
             customer_id: &customer_id,
             area_id: &customer.area_id,

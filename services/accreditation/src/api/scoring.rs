@@ -12,7 +12,7 @@ use distnet_proto::accreditation::v1::*;
 use distnet_proto::events::v1::StandingChanged;
 use sqlx::PgConnection;
 
-use super::{AccreditationApi, begin_idempotent};
+use super::{AccreditationApi, begin_idempotent, known_customer};
 use crate::domain::access::{self, Subject};
 use crate::domain::scoring::{
     self as rules, Dimension as RuleDimension, RecordDecision, Rulebook as RuleSet, SERVING_ROLES,
@@ -291,13 +291,7 @@ impl AccreditationApi {
         if !rule.recorders.contains(&caller.role) {
             return Err(role_not_allowed(&rule.code, caller.role));
         }
-        let customer = store::customer(&mut tx, &customer_id).await?.ok_or_else(|| {
-            ServiceError::failed_precondition(
-                "CUSTOMER_NOT_KNOWN",
-                format!("{} is not known here yet; retry shortly", request.customer),
-            )
-            .with_retry_after(std::time::Duration::from_secs(2))
-        })?;
+        let customer = known_customer(&mut tx, &customer_id).await?;
         if !serves(&caller, &customer) {
             return Err(ServiceError::not_found(&request.customer));
         }
