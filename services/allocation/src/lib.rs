@@ -1,5 +1,92 @@
-//! Allocation: rationing scarce supply across retailer tiers each week, and taking
-//! orders against those rations without ever overselling. This crate holds the
-//! rules so far; the gRPC service follows (issue 4).
+//! Allocation: rations scarce supply across retailer tiers every week and takes
+//! orders against those rations without ever overselling.
 
+pub mod api;
 pub mod domain;
+mod events;
+mod store;
+
+use std::time::Duration;
+
+use distnet_platform::clock::{self, SharedClock};
+use distnet_platform::events::{EventInbox, Outbox, Relay};
+use distnet_platform::server::{self, ServeSpec, ServerHandle, Shutdown};
+use distnet_platform::{Settings, auth, db};
+use distnet_proto::allocation::v1::allocation_service_server::AllocationServiceServer;
+use distnet_proto::events::v1::event_sink_server::EventSinkServer;
+use tonic::server::NamedService as _;
+use tonic::service::Routes;
+
+/// Schema, events source and application name.
+pub const SERVICE: &str = "allocation";
+
+/// Events this service consumes.
+pub const CONSUMES: &[&str] = &[
+    "StandingChanged",
+    "CustomerChanged",
+    "DeliveryCompleted",
+    "DeliveryFailed",
+];
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Creates or upgrades this service's schema; returns a pool on it.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
+    let pool = db::pool(&settings.database, SERVICE)?;
+    db::migrate(&pool, SERVICE, &MIGRATIONS, &settings.database).await?;
+    Ok(pool)
+}
+
+/// Serves on `listener` until `shutdown`, on the wall clock.
+pub async fn serve(
+    settings: &Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<ServerHandle> {
+    serve_with_clock(settings, listener, shutdown, clock::system()).await
+}
+
+/// Serves with an injected clock: order windows, releases and picking cut-offs
+/// follow it, so tests move time instead of sleeping.
+pub async fn serve_with_clock(
+    settings: &Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: Shutdown,
+    clock: SharedClock,
+) -> anyhow::Result<ServerHandle> {
+    let pool = migrate(settings).await?;
+    let outbox = Outbox::new(SERVICE, settings);
+    let claims = auth::Claims::new(
+        SERVICE,
+        auth::Role::Service,
+        Duration::from_secs(10 * 365 * 24 * 3600),
+    );
+    let token = auth::TokenIssuer::hs256(settings.auth.hs256_secret.expose()).mint(&claims)?;
+    Relay::new(pool.clone(), settings, token)?.spawn(shutdown.subscribe());
+
+    let api = api::AllocationApi::new(pool.clone(), outbox, clock);
+    let inbox = EventInbox::new(pool, events::Consumer, api::DOMAIN);
+    let limit = settings.server.max_message_bytes;
+    let routes = Routes::new(
+        AllocationServiceServer::new(api)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit),
+    )
+    .add_service(
+        EventSinkServer::new(inbox)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit),
+    );
+    server::serve(ServeSpec {
+        domain: api::DOMAIN,
+        grpc_services: &[
+            AllocationServiceServer::<api::AllocationApi>::NAME,
+            EventSinkServer::<EventInbox<events::Consumer>>::NAME,
+        ],
+        routes,
+        listener,
+        settings,
+        shutdown,
+    })
+    .await
+}

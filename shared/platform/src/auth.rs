@@ -161,6 +161,20 @@ impl Caller {
         self.areas.iter().any(|a| a == area_id)
     }
 
+    /// DESIGN.md "Who may do what" for facts about one retailer: admin, services,
+    /// planners and dispatchers see every retailer; a customer manager those they own
+    /// or in their areas; call-center agents and inspectors their areas; a retailer
+    /// only itself; a driver none (drivers see their routes).
+    pub fn sees_retailer(&self, customer_id: &str, area_id: &str, owner_id: Option<&str>) -> bool {
+        match self.role {
+            Role::Admin | Role::Service | Role::AllocationPlanner | Role::Dispatcher => true,
+            Role::CustomerManager => owner_id == Some(self.sub.as_str()) || self.has_area(area_id),
+            Role::CallCenterAgent | Role::MarketInspector => self.has_area(area_id),
+            Role::Retailer => self.customer.as_deref() == Some(customer_id),
+            Role::Driver => false,
+        }
+    }
+
     /// The key under which this caller's request ids are remembered.
     pub fn idempotency_scope(&self) -> String {
         format!("{}:{}", self.role, self.sub)

@@ -196,7 +196,10 @@ impl Default for EventSettings {
             ("OrderCancelled", vec!["logistics", "customers"]),
             ("DeliveryCompleted", vec!["allocation", "customers"]),
             ("DeliveryFailed", vec!["allocation", "customers"]),
-            ("CustomerChanged", vec!["accreditation", "logistics"]),
+            (
+                "CustomerChanged",
+                vec!["accreditation", "allocation", "logistics"],
+            ),
         ]
         .into_iter()
         .map(|(event, to)| (event.to_string(), to.into_iter().map(String::from).collect()))

@@ -14,6 +14,12 @@ pub mod accreditation {
     }
 }
 
+pub mod allocation {
+    pub mod v1 {
+        tonic::include_proto!("distnet.allocation.v1");
+    }
+}
+
 pub mod customers {
     pub mod v1 {
         tonic::include_proto!("distnet.customers.v1");
@@ -42,4 +48,11 @@ macro_rules! named_events {
     };
 }
 
-named_events!(CustomerChanged, StandingChanged);
+named_events!(
+    CustomerChanged,
+    StandingChanged,
+    OrderConfirmed,
+    OrderCancelled,
+    DeliveryCompleted,
+    DeliveryFailed,
+);

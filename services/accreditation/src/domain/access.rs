@@ -15,15 +15,7 @@ pub struct Subject<'a> {
 }
 
 pub fn in_scope(caller: &Caller, subject: Subject<'_>) -> bool {
-    match caller.role {
-        Role::Admin | Role::Service | Role::AllocationPlanner | Role::Dispatcher => true,
-        Role::CustomerManager => {
-            subject.owner_id == Some(caller.sub.as_str()) || caller.has_area(subject.area_id)
-        }
-        Role::CallCenterAgent | Role::MarketInspector => caller.has_area(subject.area_id),
-        Role::Retailer => caller.customer.as_deref() == Some(subject.customer_id),
-        Role::Driver => false,
-    }
+    caller.sees_retailer(subject.customer_id, subject.area_id, subject.owner_id)
 }
 
 /// For lists: `None` = every area, `Some(areas)` = only these.

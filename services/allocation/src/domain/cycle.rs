@@ -91,6 +91,18 @@ pub fn default_window(cycle: CycleId, offset_seconds: i32) -> Option<OrderWindow
     })
 }
 
+/// From when quota left unordered may be released (`ReleaseUnclaimed`): Friday 12:00
+/// local time, after the week's busiest ordering days and before its last cut-off.
+pub fn default_release(cycle: CycleId, offset_seconds: i32) -> Option<DateTime<Utc>> {
+    let offset = FixedOffset::east_opt(offset_seconds)?;
+    let friday = cycle.monday()? + Duration::days(4);
+    let noon = NaiveTime::from_hms_opt(12, 0, 0)?;
+    offset
+        .from_local_datetime(&friday.and_time(noon))
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +130,9 @@ mod tests {
         assert_eq!(window.closes.to_rfc3339(), "2026-11-28T09:30:00+00:00");
         assert!(window.is_open(window.opens));
         assert!(!window.is_open(window.closes));
+        let release = default_release(cycle, SHANGHAI_OFFSET_SECONDS).expect("release");
+        assert_eq!(release.to_rfc3339(), "2026-11-27T04:00:00+00:00");
+        assert!(window.is_open(release));
     }
 
     proptest! {

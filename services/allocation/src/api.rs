@@ -1,0 +1,272 @@
+//! `distnet.allocation.v1.AllocationService`: validate → authorize → rules in
+//! `domain/` → store → reply. Orders go out as `OrderConfirmed` / `OrderCancelled`
+//! in the same transaction as their effects.
+
+use distnet_platform::auth::Caller;
+use distnet_platform::clock::SharedClock;
+use distnet_platform::events::Outbox;
+use distnet_platform::idempotency::{self, Claim, IdempotencyKey};
+use distnet_platform::validate::parse_name;
+use distnet_platform::{ServiceError, rpc};
+use distnet_proto::allocation::v1::allocation_service_server::AllocationService;
+use distnet_proto::allocation::v1::*;
+use sqlx::{PgConnection, PgPool};
+use tonic::{Request, Response, Status};
+
+use crate::domain::cycle::CycleId;
+use crate::store;
+
+pub const DOMAIN: &str = "allocation.distnet";
+
+mod catalog;
+mod orders;
+mod report;
+mod runs;
+
+pub struct AllocationApi {
+    pool: PgPool,
+    outbox: Outbox,
+    clock: SharedClock,
+}
+
+impl AllocationApi {
+    pub fn new(pool: PgPool, outbox: Outbox, clock: SharedClock) -> Self {
+        Self { pool, outbox, clock }
+    }
+}
+
+/// Claims `request_id` in `tx`: `Ok(key)` to do the work, `Err(response)` to replay.
+pub(crate) async fn begin_idempotent<R: prost::Message + Default>(
+    tx: &mut PgConnection,
+    caller: &Caller,
+    request_id: &str,
+    method: &'static str,
+    request: &impl prost::Message,
+) -> Result<Result<IdempotencyKey, R>, ServiceError> {
+    Ok(
+        match idempotency::claim(tx, &caller.idempotency_scope(), request_id, method, request).await? {
+            Claim::Fresh(key) => Ok(key),
+            Claim::Replay(response) => Err(response),
+        },
+    )
+}
+
+/// `products/{sku}` → sku.
+pub(crate) fn sku<'a>(name: &'a str, field: &str) -> Result<&'a str, ServiceError> {
+    parse_name(name, "products", field)
+}
+
+/// `cycles/2026-W48` → the ISO week.
+pub(crate) fn cycle_id(name: &str, field: &str) -> Result<CycleId, ServiceError> {
+    name.strip_prefix("cycles/")
+        .and_then(CycleId::parse)
+        .ok_or_else(|| ServiceError::invalid_field(field, "must be `cycles/{YYYY-Www}`, an ISO week"))
+}
+
+/// `customers/{id}` → id.
+pub(crate) fn customer_id<'a>(name: &'a str, field: &str) -> Result<&'a str, ServiceError> {
+    parse_name(name, "customers", field)
+}
+
+/// The retailer as allocation knows it from its events, and in the caller's scope.
+/// Not known yet (just created): `FAILED_PRECONDITION` with `RetryInfo`; out of
+/// scope: `PERMISSION_DENIED`.
+pub(crate) async fn retailer_in_scope(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    customer_id: &str,
+) -> Result<store::Retailer, ServiceError> {
+    let retailer = store::retailer(conn, customer_id).await?;
+    let visible = |r: &store::Retailer| {
+        caller.sees_retailer(
+            &r.customer_id,
+            &r.area_id,
+            Some(r.owner_id.as_str()).filter(|o| !o.is_empty()),
+        )
+    };
+    match retailer {
+        Some(r) if visible(&r) => Ok(r),
+        Some(_) => Err(ServiceError::permission_denied(format!(
+            "customers/{customer_id} is outside your scope"
+        ))),
+        None if caller.sees_retailer(customer_id, "", None) => Err(ServiceError::failed_precondition(
+            "CUSTOMER_NOT_KNOWN",
+            format!("customers/{customer_id} is not known to allocation yet; retry shortly"),
+        )
+        .with_retry_after(std::time::Duration::from_secs(2))),
+        None => Err(ServiceError::permission_denied(format!(
+            "customers/{customer_id} is outside your scope"
+        ))),
+    }
+}
+
+#[tonic::async_trait]
+impl AllocationService for AllocationApi {
+    async fn upsert_product(
+        &self,
+        request: Request<UpsertProductRequest>,
+    ) -> Result<Response<Product>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.upsert_product(caller, message)
+        })
+        .await
+    }
+
+    async fn get_product(&self, request: Request<GetProductRequest>) -> Result<Response<Product>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.get_product(caller, message)
+        })
+        .await
+    }
+
+    async fn list_products(
+        &self,
+        request: Request<ListProductsRequest>,
+    ) -> Result<Response<ListProductsResponse>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.list_products(caller, message)
+        })
+        .await
+    }
+
+    async fn upsert_cycle(&self, request: Request<UpsertCycleRequest>) -> Result<Response<Cycle>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.upsert_cycle(caller, message)
+        })
+        .await
+    }
+
+    async fn get_cycle(&self, request: Request<GetCycleRequest>) -> Result<Response<Cycle>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| self.get_cycle(caller, message)).await
+    }
+
+    async fn set_supply(&self, request: Request<SetSupplyRequest>) -> Result<Response<Supply>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.set_supply(caller, message)
+        })
+        .await
+    }
+
+    async fn get_supply(&self, request: Request<GetSupplyRequest>) -> Result<Response<Supply>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.get_supply(caller, message)
+        })
+        .await
+    }
+
+    async fn estimate_demand(
+        &self,
+        request: Request<EstimateDemandRequest>,
+    ) -> Result<Response<DemandEstimate>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.estimate_demand(caller, message)
+        })
+        .await
+    }
+
+    async fn set_policy(&self, request: Request<SetPolicyRequest>) -> Result<Response<Policy>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.set_policy(caller, message)
+        })
+        .await
+    }
+
+    async fn get_policy(&self, request: Request<GetPolicyRequest>) -> Result<Response<Policy>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.get_policy(caller, message)
+        })
+        .await
+    }
+
+    async fn preview_allocation(
+        &self,
+        request: Request<PreviewAllocationRequest>,
+    ) -> Result<Response<PreviewAllocationResponse>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| self.preview(caller, message)).await
+    }
+
+    async fn commit_allocation(
+        &self,
+        request: Request<CommitAllocationRequest>,
+    ) -> Result<Response<CommitAllocationResponse>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| self.commit(caller, message)).await
+    }
+
+    async fn get_allocation(
+        &self,
+        request: Request<GetAllocationRequest>,
+    ) -> Result<Response<Allocation>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.get_allocation(caller, message)
+        })
+        .await
+    }
+
+    async fn list_allocations(
+        &self,
+        request: Request<ListAllocationsRequest>,
+    ) -> Result<Response<ListAllocationsResponse>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.list_allocations(caller, message)
+        })
+        .await
+    }
+
+    async fn release_unclaimed(
+        &self,
+        request: Request<ReleaseUnclaimedRequest>,
+    ) -> Result<Response<ReleaseUnclaimedResponse>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.release_unclaimed(caller, message)
+        })
+        .await
+    }
+
+    async fn get_entitlements(
+        &self,
+        request: Request<GetEntitlementsRequest>,
+    ) -> Result<Response<Entitlements>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.get_entitlements(caller, message)
+        })
+        .await
+    }
+
+    async fn place_order(&self, request: Request<PlaceOrderRequest>) -> Result<Response<Order>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.place_order(caller, message)
+        })
+        .await
+    }
+
+    async fn cancel_order(&self, request: Request<CancelOrderRequest>) -> Result<Response<Order>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.cancel_order(caller, message)
+        })
+        .await
+    }
+
+    async fn get_order(&self, request: Request<GetOrderRequest>) -> Result<Response<Order>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| self.get_order(caller, message)).await
+    }
+
+    async fn list_orders(
+        &self,
+        request: Request<ListOrdersRequest>,
+    ) -> Result<Response<ListOrdersResponse>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.list_orders(caller, message)
+        })
+        .await
+    }
+
+    async fn get_cycle_report(
+        &self,
+        request: Request<GetCycleReportRequest>,
+    ) -> Result<Response<CycleReport>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.cycle_report(caller, message)
+        })
+        .await
+    }
+}

@@ -1,0 +1,491 @@
+//! Entitlements and orders: the call center's live view of what a retailer may
+//! still order, and the one transaction that takes an order without overselling.
+
+use std::collections::BTreeSet;
+
+use distnet_platform::ServiceError;
+use distnet_platform::auth::{Caller, Role};
+use distnet_platform::pagination;
+use distnet_platform::validate::Violations;
+use distnet_proto::allocation::v1::*;
+use distnet_proto::customers::v1::Settlement;
+use distnet_proto::events::v1::{OrderCancelled, OrderConfirmed};
+
+use super::catalog::cycle_window;
+use super::{AllocationApi, begin_idempotent, customer_id, cycle_id, retailer_in_scope, sku};
+use crate::domain::access;
+use crate::domain::cycle::SHANGHAI_OFFSET_SECONDS;
+use crate::domain::order::{credit_allows, picking_cutoff};
+use crate::store::orders::{self as store, LineRow, OrderFilter, OrderRow};
+use crate::store::{catalog, runs};
+
+/// Lines per order; cartons per line.
+const MAX_LINES: usize = 200;
+const MAX_LINE_CARTONS: i64 = 100_000;
+const LICENSE_ACTIVE: i16 = 1;
+
+fn order_id(name: &str) -> Result<&str, ServiceError> {
+    name.strip_prefix("orders/")
+        .filter(|id| uuid::Uuid::parse_str(id).is_ok())
+        .ok_or_else(|| ServiceError::invalid_field("name", "must be `orders/{id}`"))
+}
+
+/// A refusal with one `PreconditionFailure` entry per failing check; the reason is
+/// the only kind, or `ORDER_REFUSED` when several apply.
+fn refusal(violations: Vec<(String, String, String)>) -> ServiceError {
+    let kinds: BTreeSet<&str> = violations.iter().map(|(kind, _, _)| kind.as_str()).collect();
+    let reason = match kinds.iter().next() {
+        Some(kind) if kinds.len() == 1 => (*kind).to_string(),
+        _ => "ORDER_REFUSED".to_string(),
+    };
+    let summary = violations
+        .iter()
+        .map(|(_, subject, description)| format!("{subject}: {description}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut error = ServiceError::failed_precondition(reason, summary);
+    for (kind, subject, description) in violations {
+        error = error.with_precondition(kind, subject, description);
+    }
+    error
+}
+
+impl AllocationApi {
+    pub(super) async fn get_entitlements(
+        &self,
+        caller: Caller,
+        message: GetEntitlementsRequest,
+    ) -> Result<Entitlements, ServiceError> {
+        let customer = customer_id(&message.customer, "customer")?;
+        let cycle = cycle_id(&message.cycle, "cycle")?;
+        caller.require(access::ORDER_READERS)?;
+        let mut conn = self.pool.acquire().await?;
+        retailer_in_scope(&mut conn, &caller, customer).await?;
+        let rows = runs::entitlements(&mut conn, customer, &cycle.to_string()).await?;
+        Ok(Entitlements {
+            customer: message.customer.clone(),
+            cycle: format!("cycles/{cycle}"),
+            entitlements: rows
+                .into_iter()
+                .map(|e| Entitlement {
+                    product: format!("products/{}", e.sku),
+                    allocation: format!("allocations/{}", e.allocation_id),
+                    tier: e.tier,
+                    quota: e.quota,
+                    extra: e.extra,
+                    consumed: e.consumed,
+                    remaining: (e.quota + e.extra - e.consumed).max(0),
+                    supply_remaining: e.supply_remaining,
+                })
+                .collect(),
+        })
+    }
+
+    /// DESIGN.md "Orders": one transaction — license active, window open, every scarce
+    /// line within the retailer's remaining quota and the product's remaining supply,
+    /// non-scarce lines within stock, credit; then reserve and confirm. The guards are
+    /// conditional updates, so concurrent orders serialize on the rows they touch and
+    /// nothing is ever oversold; supply rows are taken last, in sku order, to hold the
+    /// hottest locks for the shortest time and never deadlock.
+    pub(super) async fn place_order(
+        &self,
+        caller: Caller,
+        message: PlaceOrderRequest,
+    ) -> Result<Order, ServiceError> {
+        let mut v = Violations::new();
+        v.request_id(&message.request_id);
+        v.check(
+            matches!(
+                Channel::try_from(message.channel),
+                Ok(Channel::CallCenter | Channel::RepApp | Channel::Online)
+            ),
+            "channel",
+            "must be CALL_CENTER, REP_APP or ONLINE",
+        );
+        v.check(
+            !message.lines.is_empty(),
+            "lines",
+            "an order needs at least one line",
+        );
+        v.check(message.lines.len() <= MAX_LINES, "lines", "at most 200 lines");
+        let mut skus = BTreeSet::new();
+        for (i, line) in message.lines.iter().enumerate() {
+            match sku(&line.product, "") {
+                Ok(s) => v.check(
+                    skus.insert(s.to_string()),
+                    &format!("lines[{i}].product"),
+                    "appears twice",
+                ),
+                Err(_) => v.add(format!("lines[{i}].product"), "must be `products/{sku}`"),
+            }
+            v.check(
+                (1..=MAX_LINE_CARTONS).contains(&line.cartons),
+                &format!("lines[{i}].cartons"),
+                "must be 1..=100,000",
+            );
+        }
+        let customer = customer_id(&message.customer, "customer");
+        let cycle = cycle_id(&message.cycle, "cycle");
+        v.into_result()?;
+        let (customer, cycle) = (customer?, cycle?);
+        caller.require(access::ORDER_TAKERS)?;
+
+        let mut tx = self.pool.begin().await?;
+        let key =
+            match begin_idempotent(&mut tx, &caller, &message.request_id, "PlaceOrder", &message).await? {
+                Ok(key) => key,
+                Err(replay) => return Ok(replay),
+            };
+        let retailer = retailer_in_scope(&mut tx, &caller, customer).await?;
+        let now = self.clock.now();
+        let cycle_text = cycle.to_string();
+        let window = cycle_window(&mut tx, cycle).await?;
+
+        let mut refused: Vec<(String, String, String)> = Vec::new();
+        let subject = format!("customers/{customer}");
+        if retailer.license_status != LICENSE_ACTIVE {
+            refused.push((
+                "LICENSE_NOT_ACTIVE".into(),
+                subject.clone(),
+                "the retailer's license is not active".into(),
+            ));
+        }
+        if retailer.blacklisted {
+            refused.push((
+                "BLACKLISTED".into(),
+                subject.clone(),
+                "the retailer is on the credit blacklist".into(),
+            ));
+        }
+        if !window.window.is_open(now) {
+            refused.push((
+                "WINDOW_CLOSED".into(),
+                format!("cycles/{cycle}"),
+                format!(
+                    "orders are taken from {} to {}",
+                    window.window.opens, window.window.closes
+                ),
+            ));
+        }
+        if !refused.is_empty() {
+            return Err(refusal(refused));
+        }
+
+        let sku_list: Vec<String> = skus.iter().cloned().collect();
+        let products = catalog::products(&mut tx, &sku_list).await?;
+        let order_id = uuid::Uuid::now_v7().to_string();
+        let mut lines = Vec::with_capacity(message.lines.len());
+        for (i, line) in message.lines.iter().enumerate() {
+            let sku = line.product.strip_prefix("products/").unwrap_or_default();
+            let Some(product) = products.iter().find(|p| p.sku == sku) else {
+                refused.push((
+                    "UNKNOWN_PRODUCT".into(),
+                    format!("lines[{i}]"),
+                    format!("{} is not in the catalog", line.product),
+                ));
+                continue;
+            };
+            lines.push(LineRow {
+                order_id: order_id.clone(),
+                line_no: i32::try_from(i + 1).unwrap_or(i32::MAX),
+                sku: product.sku.clone(),
+                cartons: line.cartons,
+                unit_fen: product.wholesale_fen,
+                scarce: product.scarce,
+            });
+        }
+        // Quota first (per retailer), in sku order.
+        let mut by_sku: Vec<&LineRow> = lines.iter().collect();
+        by_sku.sort_by(|a, b| a.sku.cmp(&b.sku));
+        for line in by_sku.iter().filter(|l| l.scarce) {
+            if runs::consume(&mut tx, customer, &line.sku, &cycle_text, line.cartons)
+                .await?
+                .is_none()
+            {
+                let entitlement = runs::entitlement(&mut tx, customer, &line.sku, &cycle_text).await?;
+                let (kind, description) = match entitlement {
+                    None => (
+                        "NOT_ALLOCATED",
+                        format!(
+                            "products/{} has no committed allocation in cycles/{cycle}",
+                            line.sku
+                        ),
+                    ),
+                    Some(e) if e.quota + e.extra == 0 => (
+                        "NOT_ALLOCATED",
+                        format!(
+                            "the retailer has no quota of products/{} in cycles/{cycle} (tier {})",
+                            line.sku, e.tier
+                        ),
+                    ),
+                    Some(e) => (
+                        "QUOTA_EXCEEDED",
+                        format!(
+                            "{} cartons asked, {} of quota {} remain",
+                            line.cartons,
+                            (e.quota + e.extra - e.consumed).max(0),
+                            e.quota + e.extra
+                        ),
+                    ),
+                };
+                refused.push((kind.into(), format!("lines[{}]", line.line_no - 1), description));
+            }
+        }
+        let value_fen: i64 = lines.iter().map(|l| l.unit_fen.saturating_mul(l.cartons)).sum();
+        let e_settlement = retailer.settlement == Settlement::ESettlement as i16;
+        let exposure_fen = if e_settlement { 0 } else { value_fen };
+        if !e_settlement
+            && store::add_exposure(&mut tx, customer, value_fen, retailer.credit_limit_fen)
+                .await?
+                .is_none()
+        {
+            let outstanding = store::exposure(&mut tx, customer).await?;
+            debug_assert!(!credit_allows(
+                false,
+                outstanding,
+                value_fen,
+                retailer.credit_limit_fen
+            ));
+            refused.push((
+                "CREDIT_LIMIT_EXCEEDED".into(),
+                subject.clone(),
+                format!(
+                    "outstanding {outstanding} fen + order {value_fen} fen exceeds the credit limit of {} fen",
+                    retailer.credit_limit_fen
+                ),
+            ));
+        }
+        if !refused.is_empty() {
+            return Err(refusal(refused));
+        }
+
+        let order = OrderRow {
+            order_id: order_id.clone(),
+            customer_id: customer.to_string(),
+            cycle_id: cycle_text.clone(),
+            channel: i16::try_from(message.channel).unwrap_or(0),
+            status: store::CONFIRMED,
+            value_fen,
+            exposure_fen,
+            settlement: retailer.settlement,
+            area_id: retailer.area_id.clone(),
+            placed_by: caller.sub.clone(),
+            created_at: now,
+            picking_cutoff_at: picking_cutoff(now, SHANGHAI_OFFSET_SECONDS),
+            cancelled_at: None,
+            cancel_reason: String::new(),
+            cash_collected_fen: 0,
+            updated_at: now,
+        };
+        store::insert(&mut tx, &order, &lines).await?;
+        let reply = order.to_wire(&lines);
+        self.outbox
+            .publish(
+                &mut tx,
+                &reply.name,
+                &OrderConfirmed {
+                    order: Some(reply.clone()),
+                },
+            )
+            .await?;
+        key.complete(&mut tx, &reply).await?;
+        // Supply and stock last: the rows every retailer's orders share.
+        for line in &by_sku {
+            let left = if line.scarce {
+                store::take_supply(&mut tx, &line.sku, &cycle_text, line.cartons).await?
+            } else {
+                store::take_stock(&mut tx, &line.sku, line.cartons).await?
+            };
+            if left.is_none() {
+                let kind = if line.scarce {
+                    "SUPPLY_EXHAUSTED"
+                } else {
+                    "OUT_OF_STOCK"
+                };
+                refused.push((
+                    kind.into(),
+                    format!("lines[{}]", line.line_no - 1),
+                    format!(
+                        "not enough of products/{} left for {} cartons",
+                        line.sku, line.cartons
+                    ),
+                ));
+            }
+        }
+        if !refused.is_empty() {
+            return Err(refusal(refused));
+        }
+        tx.commit().await?;
+        Ok(reply)
+    }
+
+    /// Before the picking cut-off: quota, supply (or stock) and credit go back, once —
+    /// the order row is locked and must still be CONFIRMED.
+    pub(super) async fn cancel_order(
+        &self,
+        caller: Caller,
+        message: CancelOrderRequest,
+    ) -> Result<Order, ServiceError> {
+        let mut v = Violations::new();
+        v.request_id(&message.request_id);
+        v.text(&message.reason, "reason", 500);
+        v.into_result()?;
+        let id = order_id(&message.name)?;
+        caller.require(access::ORDER_TAKERS)?;
+        let mut tx = self.pool.begin().await?;
+        let key =
+            match begin_idempotent(&mut tx, &caller, &message.request_id, "CancelOrder", &message).await? {
+                Ok(key) => key,
+                Err(replay) => return Ok(replay),
+            };
+        let order = store::order(&mut tx, id, true)
+            .await?
+            .ok_or_else(|| ServiceError::not_found(message.name.clone()))?;
+        retailer_in_scope(&mut tx, &caller, &order.customer_id).await?;
+        let now = self.clock.now();
+        if order.status != store::CONFIRMED {
+            return Err(ServiceError::failed_precondition(
+                "NOT_CANCELLABLE",
+                format!(
+                    "{} is {:?}, not confirmed",
+                    message.name,
+                    OrderStatus::try_from(i32::from(order.status))
+                ),
+            ));
+        }
+        if now >= order.picking_cutoff_at {
+            return Err(ServiceError::failed_precondition(
+                "PICKING_STARTED",
+                format!("{} went to picking at {}", message.name, order.picking_cutoff_at),
+            ));
+        }
+        let mut lines = store::lines(&mut tx, std::slice::from_ref(&order.order_id)).await?;
+        lines.sort_by(|a, b| a.sku.cmp(&b.sku));
+        for line in lines.iter().filter(|l| l.scarce) {
+            runs::unconsume(
+                &mut tx,
+                &order.customer_id,
+                &line.sku,
+                &order.cycle_id,
+                line.cartons,
+            )
+            .await?;
+        }
+        if order.exposure_fen > 0 {
+            store::reduce_exposure(&mut tx, &order.customer_id, order.exposure_fen).await?;
+        }
+        for line in &lines {
+            if line.scarce {
+                store::return_supply(&mut tx, &line.sku, &order.cycle_id, line.cartons).await?;
+            } else {
+                store::return_stock(&mut tx, &line.sku, line.cartons).await?;
+            }
+        }
+        let reason = if message.reason.is_empty() {
+            "cancelled"
+        } else {
+            message.reason.as_str()
+        };
+        let cancelled = store::set_status(&mut tx, id, store::CANCELLED, Some((reason, now)), now).await?;
+        lines.sort_by_key(|l| l.line_no);
+        let reply = cancelled.to_wire(&lines);
+        self.outbox
+            .publish(
+                &mut tx,
+                &reply.name,
+                &OrderCancelled {
+                    order: Some(reply.clone()),
+                },
+            )
+            .await?;
+        key.complete(&mut tx, &reply).await?;
+        tx.commit().await?;
+        Ok(reply)
+    }
+
+    pub(super) async fn get_order(
+        &self,
+        caller: Caller,
+        message: GetOrderRequest,
+    ) -> Result<Order, ServiceError> {
+        let id = order_id(&message.name)?;
+        caller.require(access::ORDER_READERS)?;
+        let mut conn = self.pool.acquire().await?;
+        let order = store::order(&mut conn, id, false).await?;
+        // Existence of other retailers' orders does not leak: out of scope is NOT_FOUND.
+        let order = match order {
+            Some(o)
+                if retailer_in_scope(&mut conn, &caller, &o.customer_id)
+                    .await
+                    .is_ok() =>
+            {
+                o
+            }
+            _ => return Err(ServiceError::not_found(message.name.clone())),
+        };
+        let lines = store::lines(&mut conn, std::slice::from_ref(&order.order_id)).await?;
+        Ok(order.to_wire(&lines))
+    }
+
+    pub(super) async fn list_orders(
+        &self,
+        caller: Caller,
+        message: ListOrdersRequest,
+    ) -> Result<ListOrdersResponse, ServiceError> {
+        let customer = if message.customer.is_empty() {
+            None
+        } else {
+            Some(customer_id(&message.customer, "customer")?)
+        };
+        let cycle = if message.cycle.is_empty() {
+            None
+        } else {
+            Some(cycle_id(&message.cycle, "cycle")?.to_string())
+        };
+        let mut v = Violations::new();
+        v.known_enum::<OrderStatus>(message.status, "status");
+        v.into_result()?;
+        let filter = format!("{}|{}|{}", message.customer, message.cycle, message.status);
+        let page = pagination::read(message.page_size, &message.page_token, &filter)?;
+        caller.require(access::ORDER_READERS)?;
+        let mut conn = self.pool.acquire().await?;
+        // A retailer lists its own orders; customer managers name the retailer (or
+        // list their areas); agents list their areas.
+        let areas = match caller.role {
+            Role::Retailer => {
+                if customer.is_none() || customer != caller.customer.as_deref() {
+                    return Err(ServiceError::permission_denied(
+                        "a retailer lists only its own orders",
+                    ));
+                }
+                None
+            }
+            Role::CustomerManager | Role::CallCenterAgent => match customer {
+                Some(c) => {
+                    retailer_in_scope(&mut conn, &caller, c).await?;
+                    None
+                }
+                None => Some(caller.areas.clone()),
+            },
+            _ => None,
+        };
+        let rows = store::list(
+            &mut conn,
+            &OrderFilter {
+                customer_id: customer,
+                cycle_id: cycle.as_deref(),
+                status: (message.status != 0).then(|| i16::try_from(message.status).unwrap_or(0)),
+                areas: areas.as_deref(),
+            },
+            &page,
+        )
+        .await?;
+        let (rows, next_page_token) = pagination::finish(rows, &page, &filter, |o| o.order_id.clone());
+        let ids: Vec<String> = rows.iter().map(|o| o.order_id.clone()).collect();
+        let lines = store::lines(&mut conn, &ids).await?;
+        Ok(ListOrdersResponse {
+            orders: rows.iter().map(|o| o.to_wire(&lines)).collect(),
+            next_page_token,
+        })
+    }
+}

@@ -1,0 +1,128 @@
+//! Allocation in Postgres (schema `allocation`): the retailer replica here; catalog,
+//! runs and orders in the submodules. `query_as` into row types; conversion to the
+//! wire types happens next to the rows.
+
+use chrono::{DateTime, Utc};
+use distnet_platform::ServiceError;
+use distnet_proto::common::v1::Money;
+use sqlx::PgConnection;
+
+pub mod catalog;
+pub mod orders;
+pub mod runs;
+
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn cny(fen: i64) -> Money {
+    Money {
+        currency_code: "CNY".into(),
+        fen,
+    }
+}
+
+/// What an order needs to know of a retailer.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Retailer {
+    pub customer_id: String,
+    pub area_id: String,
+    pub owner_id: String,
+    pub settlement: i16,
+    pub license_status: i16,
+    pub credit_limit_fen: i64,
+    pub blacklisted: bool,
+}
+
+pub async fn retailer(conn: &mut PgConnection, customer_id: &str) -> Result<Option<Retailer>, ServiceError> {
+    Ok(sqlx::query_as(
+        "SELECT customer_id, area_id, owner_id, settlement, license_status, credit_limit_fen, blacklisted \
+         FROM retailers WHERE customer_id = $1",
+    )
+    .bind(customer_id)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+async fn bump_revision(tx: &mut PgConnection) -> Result<(), ServiceError> {
+    sqlx::query("UPDATE replica_state SET revision = revision + 1 WHERE id = 1")
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// From `CustomerChanged`: the profile facts allocation decides with.
+pub async fn upsert_profile(
+    tx: &mut PgConnection,
+    customer_id: &str,
+    area_id: &str,
+    owner_id: &str,
+    format: i16,
+    settlement: i16,
+) -> Result<(), ServiceError> {
+    let changed = sqlx::query(
+        "INSERT INTO retailers (customer_id, area_id, owner_id, format, settlement) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (customer_id) DO UPDATE SET area_id = $2, owner_id = $3, format = $4, settlement = $5, \
+         updated_at = now() \
+         WHERE (retailers.area_id, retailers.owner_id, retailers.format, retailers.settlement) \
+         IS DISTINCT FROM ($2, $3, $4, $5)",
+    )
+    .bind(customer_id)
+    .bind(area_id)
+    .bind(owner_id)
+    .bind(format)
+    .bind(settlement)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed > 0 {
+        bump_revision(tx).await?;
+    }
+    Ok(())
+}
+
+/// The standing facts of `StandingChanged`.
+#[derive(Debug, Clone)]
+pub struct StandingFacts {
+    pub customer_id: String,
+    pub area_id: String,
+    pub license_status: i16,
+    pub tier: i32,
+    pub grading_version: i64,
+    pub customer_class: i16,
+    pub credit_limit_fen: i64,
+    pub blacklisted: bool,
+    pub version: i64,
+}
+
+/// Applies a standing unless a newer one is already here (versions only grow).
+pub async fn upsert_standing(tx: &mut PgConnection, s: &StandingFacts) -> Result<(), ServiceError> {
+    let changed = sqlx::query(
+        "INSERT INTO retailers (customer_id, area_id, license_status, tier, grading_version, customer_class, \
+         credit_limit_fen, blacklisted, standing_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (customer_id) DO UPDATE SET \
+         area_id = CASE WHEN $2 = '' THEN retailers.area_id ELSE $2 END, license_status = $3, tier = $4, \
+         grading_version = $5, customer_class = $6, credit_limit_fen = $7, blacklisted = $8, \
+         standing_version = $9, updated_at = now() \
+         WHERE retailers.standing_version < $9",
+    )
+    .bind(&s.customer_id)
+    .bind(&s.area_id)
+    .bind(s.license_status)
+    .bind(s.tier)
+    .bind(s.grading_version)
+    .bind(s.customer_class)
+    .bind(s.credit_limit_fen)
+    .bind(s.blacklisted)
+    .bind(s.version)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if changed > 0 {
+        bump_revision(tx).await?;
+    }
+    Ok(())
+}

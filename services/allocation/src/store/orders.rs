@@ -1,0 +1,305 @@
+//! Orders, their lines, the supply and stock guards, and credit exposure.
+
+use chrono::{DateTime, Utc};
+use distnet_platform::ServiceError;
+use distnet_platform::pagination::Page;
+use distnet_proto::allocation::v1::{Order, OrderLine, OrderStatus};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+
+use super::{cny, timestamp};
+
+pub const CONFIRMED: i16 = OrderStatus::Confirmed as i16;
+pub const CANCELLED: i16 = OrderStatus::Cancelled as i16;
+pub const DELIVERED: i16 = OrderStatus::Delivered as i16;
+pub const DELIVERY_FAILED: i16 = OrderStatus::DeliveryFailed as i16;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrderRow {
+    pub order_id: String,
+    pub customer_id: String,
+    pub cycle_id: String,
+    pub channel: i16,
+    pub status: i16,
+    pub value_fen: i64,
+    pub exposure_fen: i64,
+    pub settlement: i16,
+    pub area_id: String,
+    pub placed_by: String,
+    pub created_at: DateTime<Utc>,
+    pub picking_cutoff_at: DateTime<Utc>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub cancel_reason: String,
+    pub cash_collected_fen: i64,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LineRow {
+    pub order_id: String,
+    pub line_no: i32,
+    pub sku: String,
+    pub cartons: i64,
+    pub unit_fen: i64,
+    pub scarce: bool,
+}
+
+impl OrderRow {
+    pub fn to_wire(&self, lines: &[LineRow]) -> Order {
+        Order {
+            name: format!("orders/{}", self.order_id),
+            customer: format!("customers/{}", self.customer_id),
+            cycle: format!("cycles/{}", self.cycle_id),
+            channel: i32::from(self.channel),
+            lines: lines
+                .iter()
+                .filter(|l| l.order_id == self.order_id)
+                .map(|l| OrderLine {
+                    product: format!("products/{}", l.sku),
+                    cartons: l.cartons,
+                    unit_price: Some(cny(l.unit_fen)),
+                    value: Some(cny(l.unit_fen.saturating_mul(l.cartons))),
+                    scarce: l.scarce,
+                })
+                .collect(),
+            value: Some(cny(self.value_fen)),
+            status: i32::from(self.status),
+            settlement: i32::from(self.settlement),
+            placed_by: self.placed_by.clone(),
+            create_time: Some(timestamp(self.created_at)),
+            picking_cutoff_time: Some(timestamp(self.picking_cutoff_at)),
+            cancel_time: self.cancelled_at.map(timestamp),
+            cancel_reason: self.cancel_reason.clone(),
+            cash_collected: Some(cny(self.cash_collected_fen)),
+            update_time: Some(timestamp(self.updated_at)),
+            area_id: self.area_id.clone(),
+        }
+    }
+}
+
+pub async fn insert(tx: &mut PgConnection, order: &OrderRow, lines: &[LineRow]) -> Result<(), ServiceError> {
+    sqlx::query(
+        "INSERT INTO orders (order_id, customer_id, cycle_id, channel, status, value_fen, exposure_fen, settlement, \
+         area_id, placed_by, created_at, picking_cutoff_at, cancelled_at, cancel_reason, cash_collected_fen, \
+         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(&order.order_id)
+    .bind(&order.customer_id)
+    .bind(&order.cycle_id)
+    .bind(order.channel)
+    .bind(order.status)
+    .bind(order.value_fen)
+    .bind(order.exposure_fen)
+    .bind(order.settlement)
+    .bind(&order.area_id)
+    .bind(&order.placed_by)
+    .bind(order.created_at)
+    .bind(order.picking_cutoff_at)
+    .bind(order.cancelled_at)
+    .bind(&order.cancel_reason)
+    .bind(order.cash_collected_fen)
+    .bind(order.updated_at)
+    .execute(&mut *tx)
+    .await?;
+    let mut builder: QueryBuilder<Postgres> =
+        QueryBuilder::new("INSERT INTO order_lines (order_id, line_no, sku, cartons, unit_fen, scarce) ");
+    builder.push_values(lines, |mut b, l| {
+        b.push_bind(&l.order_id)
+            .push_bind(l.line_no)
+            .push_bind(&l.sku)
+            .push_bind(l.cartons)
+            .push_bind(l.unit_fen)
+            .push_bind(l.scarce);
+    });
+    builder.build().execute(&mut *tx).await?;
+    Ok(())
+}
+
+pub async fn order(conn: &mut PgConnection, id: &str, lock: bool) -> Result<Option<OrderRow>, ServiceError> {
+    let sql = if lock {
+        "SELECT * FROM orders WHERE order_id = $1 FOR UPDATE"
+    } else {
+        "SELECT * FROM orders WHERE order_id = $1"
+    };
+    Ok(sqlx::query_as(sql).bind(id).fetch_optional(&mut *conn).await?)
+}
+
+pub async fn lines(conn: &mut PgConnection, order_ids: &[String]) -> Result<Vec<LineRow>, ServiceError> {
+    Ok(
+        sqlx::query_as("SELECT * FROM order_lines WHERE order_id = ANY($1) ORDER BY order_id, line_no")
+            .bind(order_ids)
+            .fetch_all(&mut *conn)
+            .await?,
+    )
+}
+
+/// Filters of `ListOrders`; `areas`/`owner` carry the caller's scope.
+pub struct OrderFilter<'a> {
+    pub customer_id: Option<&'a str>,
+    pub cycle_id: Option<&'a str>,
+    pub status: Option<i16>,
+    /// `None` = every area.
+    pub areas: Option<&'a [String]>,
+}
+
+pub async fn list(
+    conn: &mut PgConnection,
+    f: &OrderFilter<'_>,
+    page: &Page,
+) -> Result<Vec<OrderRow>, ServiceError> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM orders WHERE ($1::text IS NULL OR customer_id = $1) AND ($2::text IS NULL OR cycle_id = $2) \
+         AND ($3::smallint IS NULL OR status = $3) AND ($4::text[] IS NULL OR area_id = ANY($4)) \
+         AND ($5::text IS NULL OR order_id > $5) ORDER BY order_id LIMIT $6",
+    )
+    .bind(f.customer_id)
+    .bind(f.cycle_id)
+    .bind(f.status)
+    .bind(f.areas)
+    .bind(page.after.as_deref())
+    .bind(page.size + 1)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+pub async fn set_status(
+    tx: &mut PgConnection,
+    id: &str,
+    status: i16,
+    cancel: Option<(&str, DateTime<Utc>)>,
+    now: DateTime<Utc>,
+) -> Result<OrderRow, ServiceError> {
+    Ok(sqlx::query_as(
+        "UPDATE orders SET status = $2, cancel_reason = coalesce($3, cancel_reason), \
+         cancelled_at = coalesce($4, cancelled_at), updated_at = $5 WHERE order_id = $1 RETURNING *",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(cancel.map(|(reason, _)| reason))
+    .bind(cancel.map(|(_, at)| at))
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?)
+}
+
+/// The no-oversell guard: confirms `cartons` of the product's supply in the cycle only
+/// while confirmed stays within quantity − holdback. `None` = not enough left.
+pub async fn take_supply(
+    tx: &mut PgConnection,
+    sku: &str,
+    cycle_id: &str,
+    cartons: i64,
+) -> Result<Option<i64>, ServiceError> {
+    Ok(sqlx::query_scalar(
+        "UPDATE supplies SET confirmed = confirmed + $3 \
+         WHERE sku = $1 AND cycle_id = $2 AND confirmed + $3 <= quantity - holdback \
+         RETURNING quantity - holdback - confirmed",
+    )
+    .bind(sku)
+    .bind(cycle_id)
+    .bind(cartons)
+    .fetch_optional(&mut *tx)
+    .await?)
+}
+
+pub async fn return_supply(
+    tx: &mut PgConnection,
+    sku: &str,
+    cycle_id: &str,
+    cartons: i64,
+) -> Result<(), ServiceError> {
+    sqlx::query("UPDATE supplies SET confirmed = confirmed - $3 WHERE sku = $1 AND cycle_id = $2")
+        .bind(sku)
+        .bind(cycle_id)
+        .bind(cartons)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Stock on hand of a product that is not rationed. `None` = not enough.
+pub async fn take_stock(tx: &mut PgConnection, sku: &str, cartons: i64) -> Result<Option<i64>, ServiceError> {
+    Ok(sqlx::query_scalar(
+        "UPDATE products SET stock_cartons = stock_cartons - $2 WHERE sku = $1 AND stock_cartons >= $2 \
+         RETURNING stock_cartons",
+    )
+    .bind(sku)
+    .bind(cartons)
+    .fetch_optional(&mut *tx)
+    .await?)
+}
+
+pub async fn return_stock(tx: &mut PgConnection, sku: &str, cartons: i64) -> Result<(), ServiceError> {
+    sqlx::query("UPDATE products SET stock_cartons = stock_cartons + $2 WHERE sku = $1")
+        .bind(sku)
+        .bind(cartons)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// DOMAIN.md "Credit": adds `fen` to the retailer's outstanding credit only while it
+/// stays within `limit_fen`. `None` = the limit would be passed.
+pub async fn add_exposure(
+    tx: &mut PgConnection,
+    customer_id: &str,
+    fen: i64,
+    limit_fen: i64,
+) -> Result<Option<i64>, ServiceError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO exposures (customer_id, outstanding_fen) SELECT $1, $2 WHERE $2 <= $3 \
+         ON CONFLICT (customer_id) DO UPDATE SET outstanding_fen = exposures.outstanding_fen + EXCLUDED.outstanding_fen \
+         WHERE exposures.outstanding_fen + EXCLUDED.outstanding_fen <= $3 RETURNING outstanding_fen",
+    )
+    .bind(customer_id)
+    .bind(fen)
+    .bind(limit_fen)
+    .fetch_optional(&mut *tx)
+    .await?)
+}
+
+pub async fn exposure(conn: &mut PgConnection, customer_id: &str) -> Result<i64, ServiceError> {
+    Ok(
+        sqlx::query_scalar("SELECT outstanding_fen FROM exposures WHERE customer_id = $1")
+            .bind(customer_id)
+            .fetch_optional(&mut *conn)
+            .await?
+            .unwrap_or(0),
+    )
+}
+
+/// Lowers the outstanding credit (a cancelled order, cash collected), never below 0.
+pub async fn reduce_exposure(tx: &mut PgConnection, customer_id: &str, fen: i64) -> Result<(), ServiceError> {
+    sqlx::query(
+        "UPDATE exposures SET outstanding_fen = greatest(0, outstanding_fen - $2) WHERE customer_id = $1",
+    )
+    .bind(customer_id)
+    .bind(fen)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Records cash collected on delivery and the order's new status; returns the cash
+/// that lowers exposure (no more than the order still carries).
+pub async fn record_delivery(
+    tx: &mut PgConnection,
+    id: &str,
+    status: i16,
+    cash_fen: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<(String, i64)>, ServiceError> {
+    let row: Option<(String, i64, i64)> = sqlx::query_as(
+        "UPDATE orders SET status = $2, cash_collected_fen = cash_collected_fen + $3, updated_at = $4 \
+         WHERE order_id = $1 AND status <> 2 RETURNING customer_id, exposure_fen, cash_collected_fen - $3",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(cash_fen)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(row.map(|(customer, exposure, collected_before)| {
+        let still_owed = (exposure - collected_before).max(0);
+        (customer, cash_fen.min(still_owed).max(0))
+    }))
+}

@@ -1,0 +1,624 @@
+//! Standings snapshots, allocation runs, their tiers, and entitlements read from them.
+
+use chrono::{DateTime, Utc};
+use distnet_platform::ServiceError;
+use distnet_platform::pagination::Page;
+use distnet_proto::allocation::v1::{Allocation, AllocationState, PolicyKind, TierAllocation};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+
+use super::timestamp;
+use crate::domain::eligibility::{Candidate, Eligibility};
+use crate::domain::run::{RunOutcome, TierLine};
+
+/// The base eligibility every snapshot row meets: license ACTIVE, not blacklisted,
+/// graded (DESIGN.md "Allocation").
+const BASE_ELIGIBLE: &str = "license_status = 1 AND NOT blacklisted AND tier > 0";
+
+/// The policy filters of allocation `a` for snapshot row `sr`, as in
+/// `domain::eligibility::Eligibility::admits`.
+pub const ELIGIBLE: &str = "(cardinality(a.classes) = 0 OR sr.customer_class = ANY(a.classes)) \
+     AND (cardinality(a.area_ids) = 0 OR sr.area_id = ANY(a.area_ids)) \
+     AND (cardinality(a.formats) = 0 OR sr.format = ANY(a.formats)) \
+     AND (cardinality(a.targets) = 0 OR sr.customer_id = ANY(a.targets))";
+
+type CandidateRow = (String, i32, i16, String, i16);
+
+fn candidate((customer_id, tier, class, area_id, format): CandidateRow) -> Candidate {
+    Candidate {
+        customer_id,
+        tier: u32::try_from(tier).unwrap_or(0),
+        class,
+        area_id,
+        format,
+    }
+}
+
+/// The replica as it is now (for previews), with the highest grading version in it.
+pub async fn live_candidates(conn: &mut PgConnection) -> Result<(Vec<Candidate>, i64), ServiceError> {
+    let rows: Vec<CandidateRow> = sqlx::query_as(&format!(
+        "SELECT customer_id, tier, customer_class, area_id, format FROM retailers WHERE {BASE_ELIGIBLE}"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    let (grading_version,): (Option<i64>,) = sqlx::query_as("SELECT max(grading_version) FROM retailers")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((
+        rows.into_iter().map(candidate).collect(),
+        grading_version.unwrap_or(0),
+    ))
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub id: String,
+    pub grading_version: i64,
+}
+
+/// The snapshot of the replica as it is now: reused when nothing changed since the
+/// last one, else copied. Holding the replica revision `FOR SHARE` keeps events from
+/// changing the replica between reading the revision and copying the rows.
+pub async fn snapshot(tx: &mut PgConnection, now: DateTime<Utc>) -> Result<Snapshot, ServiceError> {
+    let (revision,): (i64,) = sqlx::query_as("SELECT revision FROM replica_state WHERE id = 1 FOR SHARE")
+        .fetch_one(&mut *tx)
+        .await?;
+    let existing: Option<(String, i64)> = sqlx::query_as(
+        "SELECT snapshot_id, grading_version FROM snapshots WHERE revision = $1 ORDER BY taken_at DESC LIMIT 1",
+    )
+    .bind(revision)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((id, grading_version)) = existing {
+        return Ok(Snapshot { id, grading_version });
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let (grading_version,): (Option<i64>,) = sqlx::query_as("SELECT max(grading_version) FROM retailers")
+        .fetch_one(&mut *tx)
+        .await?;
+    let grading_version = grading_version.unwrap_or(0);
+    sqlx::query(
+        "INSERT INTO snapshots (snapshot_id, revision, grading_version, retailers, taken_at) VALUES ($1, $2, $3, 0, $4)",
+    )
+    .bind(&id)
+    .bind(revision)
+    .bind(grading_version)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let copied = sqlx::query(&format!(
+        "INSERT INTO snapshot_retailers (snapshot_id, customer_id, tier, customer_class, area_id, format) \
+         SELECT $1, customer_id, tier, customer_class, area_id, format FROM retailers WHERE {BASE_ELIGIBLE}"
+    ))
+    .bind(&id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query("UPDATE snapshots SET retailers = $2 WHERE snapshot_id = $1")
+        .bind(&id)
+        .bind(i64::try_from(copied).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+    Ok(Snapshot { id, grading_version })
+}
+
+pub async fn snapshot_candidates(
+    conn: &mut PgConnection,
+    snapshot_id: &str,
+) -> Result<Vec<Candidate>, ServiceError> {
+    let rows: Vec<CandidateRow> = sqlx::query_as(
+        "SELECT customer_id, tier, customer_class, area_id, format FROM snapshot_retailers WHERE snapshot_id = $1",
+    )
+    .bind(snapshot_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(candidate).collect())
+}
+
+pub const STATE_COMMITTED: i16 = AllocationState::Committed as i16;
+pub const STATE_SUPERSEDED: i16 = AllocationState::Superseded as i16;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AllocationRow {
+    pub allocation_id: String,
+    pub sku: String,
+    pub cycle_id: String,
+    pub state: i16,
+    pub kind: i16,
+    pub policy_version: i64,
+    pub snapshot_id: String,
+    pub grading_version: i64,
+    pub classes: Vec<i16>,
+    pub area_ids: Vec<String>,
+    pub formats: Vec<i16>,
+    pub targets: Vec<String>,
+    pub supply_available: i64,
+    pub target: i64,
+    pub total: i64,
+    pub leftover: i64,
+    pub shortfall: i64,
+    pub unmet_floor: i64,
+    pub eligible: i64,
+    pub released: i64,
+    pub explanation: String,
+    pub committed_by: String,
+    pub committed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TierRow {
+    pub tier: i32,
+    pub retailers: i64,
+    pub quota: i64,
+    pub extra_retailers: i64,
+    pub total: i64,
+    pub explanation: String,
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl TierRow {
+    pub fn of(line: &TierLine) -> Self {
+        Self {
+            tier: i32::try_from(line.tier).unwrap_or(i32::MAX),
+            retailers: to_i64(line.retailers),
+            quota: to_i64(line.quota),
+            extra_retailers: to_i64(line.extra_retailers),
+            total: to_i64(line.total),
+            explanation: line.explanation.clone(),
+        }
+    }
+
+    fn to_wire(&self) -> TierAllocation {
+        TierAllocation {
+            tier: self.tier,
+            retailers: self.retailers,
+            quota: self.quota,
+            extra_retailers: self.extra_retailers,
+            total: self.total,
+            explanation: self.explanation.clone(),
+        }
+    }
+}
+
+/// What a run needs besides its outcome to become an allocation.
+pub struct RunContext<'a> {
+    pub sku: &'a str,
+    pub cycle_id: &'a str,
+    pub kind: PolicyKind,
+    pub policy_version: i64,
+    pub eligibility: &'a Eligibility,
+    pub supply_available: i64,
+    pub target: i64,
+}
+
+impl AllocationRow {
+    pub fn new(
+        context: &RunContext<'_>,
+        outcome: &RunOutcome,
+        snapshot: &Snapshot,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            allocation_id: uuid::Uuid::now_v7().to_string(),
+            sku: context.sku.to_string(),
+            cycle_id: context.cycle_id.to_string(),
+            state: STATE_COMMITTED,
+            kind: context.kind as i16,
+            policy_version: context.policy_version,
+            snapshot_id: snapshot.id.clone(),
+            grading_version: snapshot.grading_version,
+            classes: context.eligibility.classes.clone(),
+            area_ids: context.eligibility.area_ids.clone(),
+            formats: context.eligibility.formats.clone(),
+            targets: context.eligibility.targets.clone(),
+            supply_available: context.supply_available,
+            target: context.target,
+            total: to_i64(outcome.total),
+            leftover: to_i64(outcome.leftover),
+            shortfall: to_i64(outcome.shortfall),
+            unmet_floor: to_i64(outcome.unmet_floor),
+            eligible: to_i64(outcome.eligible),
+            released: 0,
+            explanation: outcome.explanation.clone(),
+            committed_by: by.to_string(),
+            committed_at: at,
+        }
+    }
+
+    pub fn to_wire(&self, tiers: &[TierRow]) -> Allocation {
+        Allocation {
+            name: if self.allocation_id.is_empty() {
+                String::new()
+            } else {
+                format!("allocations/{}", self.allocation_id)
+            },
+            product: format!("products/{}", self.sku),
+            cycle: format!("cycles/{}", self.cycle_id),
+            state: i32::from(self.state),
+            kind: i32::from(self.kind),
+            policy_version: self.policy_version,
+            grading_version: self.grading_version,
+            snapshot: self.snapshot_id.clone(),
+            supply_available: self.supply_available,
+            target: self.target,
+            total: self.total,
+            leftover: self.leftover,
+            shortfall: self.shortfall,
+            unmet_floor: self.unmet_floor,
+            eligible_retailers: self.eligible,
+            tiers: tiers.iter().map(TierRow::to_wire).collect(),
+            released: self.released,
+            committed_by: self.committed_by.clone(),
+            commit_time: (self.state != AllocationState::Preview as i16)
+                .then(|| timestamp(self.committed_at)),
+            explanation: self.explanation.clone(),
+        }
+    }
+}
+
+pub async fn current(
+    conn: &mut PgConnection,
+    sku: &str,
+    cycle_id: &str,
+) -> Result<Option<AllocationRow>, ServiceError> {
+    Ok(
+        sqlx::query_as("SELECT * FROM allocations WHERE sku = $1 AND cycle_id = $2 AND state = $3")
+            .bind(sku)
+            .bind(cycle_id)
+            .bind(STATE_COMMITTED)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+pub async fn supersede(tx: &mut PgConnection, allocation_id: &str) -> Result<(), ServiceError> {
+    sqlx::query("UPDATE allocations SET state = $2 WHERE allocation_id = $1")
+        .bind(allocation_id)
+        .bind(STATE_SUPERSEDED)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn insert(
+    tx: &mut PgConnection,
+    row: &AllocationRow,
+    tiers: &[TierRow],
+    extras: &[String],
+) -> Result<(), ServiceError> {
+    sqlx::query(
+        "INSERT INTO allocations (allocation_id, sku, cycle_id, state, kind, policy_version, snapshot_id, \
+         grading_version, classes, area_ids, formats, targets, supply_available, target, total, leftover, \
+         shortfall, unmet_floor, eligible, released, explanation, committed_by, committed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+         $21, $22, $23)",
+    )
+    .bind(&row.allocation_id)
+    .bind(&row.sku)
+    .bind(&row.cycle_id)
+    .bind(row.state)
+    .bind(row.kind)
+    .bind(row.policy_version)
+    .bind(&row.snapshot_id)
+    .bind(row.grading_version)
+    .bind(&row.classes)
+    .bind(&row.area_ids)
+    .bind(&row.formats)
+    .bind(&row.targets)
+    .bind(row.supply_available)
+    .bind(row.target)
+    .bind(row.total)
+    .bind(row.leftover)
+    .bind(row.shortfall)
+    .bind(row.unmet_floor)
+    .bind(row.eligible)
+    .bind(row.released)
+    .bind(&row.explanation)
+    .bind(&row.committed_by)
+    .bind(row.committed_at)
+    .execute(&mut *tx)
+    .await?;
+    let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(
+        "INSERT INTO allocation_tiers (allocation_id, tier, retailers, quota, extra_retailers, total, explanation) ",
+    );
+    builder.push_values(tiers, |mut b, t| {
+        b.push_bind(&row.allocation_id)
+            .push_bind(t.tier)
+            .push_bind(t.retailers)
+            .push_bind(t.quota)
+            .push_bind(t.extra_retailers)
+            .push_bind(t.total)
+            .push_bind(&t.explanation);
+    });
+    if !tiers.is_empty() {
+        builder.build().execute(&mut *tx).await?;
+    }
+    if !extras.is_empty() {
+        sqlx::query(
+            "INSERT INTO allocation_extras (allocation_id, customer_id) SELECT $1, unnest($2::text[])",
+        )
+        .bind(&row.allocation_id)
+        .bind(extras)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn allocation(conn: &mut PgConnection, id: &str) -> Result<Option<AllocationRow>, ServiceError> {
+    Ok(
+        sqlx::query_as("SELECT * FROM allocations WHERE allocation_id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+pub async fn tiers(conn: &mut PgConnection, allocation_id: &str) -> Result<Vec<TierRow>, ServiceError> {
+    Ok(sqlx::query_as(
+        "SELECT tier, retailers, quota, extra_retailers, total, explanation FROM allocation_tiers \
+         WHERE allocation_id = $1 ORDER BY tier",
+    )
+    .bind(allocation_id)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+pub async fn list(
+    conn: &mut PgConnection,
+    cycle_id: &str,
+    sku: Option<&str>,
+    include_superseded: bool,
+    page: &Page,
+) -> Result<Vec<AllocationRow>, ServiceError> {
+    Ok(sqlx::query_as(
+        "SELECT * FROM allocations WHERE cycle_id = $1 AND ($2::text IS NULL OR sku = $2) \
+         AND ($3 OR state = $4) AND ($5::text IS NULL OR allocation_id > $5) ORDER BY allocation_id LIMIT $6",
+    )
+    .bind(cycle_id)
+    .bind(sku)
+    .bind(include_superseded)
+    .bind(STATE_COMMITTED)
+    .bind(page.after.as_deref())
+    .bind(page.size + 1)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// A retailer's quota in allocation `a`: its tier's quota, plus one for a
+/// `PROPORTIONAL` +1, when the snapshot has it and the filters admit it.
+fn entitled_quota() -> String {
+    format!(
+        "CASE WHEN sr.customer_id IS NOT NULL AND {ELIGIBLE} \
+         THEN coalesce(t.quota, 0) + CASE WHEN x.customer_id IS NULL THEN 0 ELSE 1 END ELSE 0 END"
+    )
+}
+
+const ENTITLEMENT_JOINS: &str = "LEFT JOIN snapshot_retailers sr ON sr.snapshot_id = a.snapshot_id AND sr.customer_id = $1 \
+     LEFT JOIN allocation_tiers t ON t.allocation_id = a.allocation_id AND t.tier = sr.tier \
+     LEFT JOIN allocation_extras x ON x.allocation_id = a.allocation_id AND x.customer_id = $1";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EntitlementRow {
+    pub allocation_id: String,
+    pub sku: String,
+    pub tier: i32,
+    pub quota: i64,
+    pub extra: i64,
+    pub consumed: i64,
+    pub supply_remaining: i64,
+}
+
+/// Per product of the cycle: the retailer's quota, extra and consumption. The
+/// consumption row, when it exists, has the quota fixed at the first order.
+pub async fn entitlements(
+    conn: &mut PgConnection,
+    customer_id: &str,
+    cycle_id: &str,
+) -> Result<Vec<EntitlementRow>, ServiceError> {
+    let sql = format!(
+        "SELECT a.allocation_id, a.sku, coalesce(sr.tier, 0) AS tier, \
+         coalesce(c.quota, {quota}) AS quota, coalesce(c.extra, 0) AS extra, coalesce(c.consumed, 0) AS consumed, \
+         s.quantity - s.holdback - s.confirmed AS supply_remaining \
+         FROM allocations a {ENTITLEMENT_JOINS} \
+         LEFT JOIN consumption c ON c.sku = a.sku AND c.cycle_id = a.cycle_id AND c.customer_id = $1 \
+         JOIN supplies s ON s.sku = a.sku AND s.cycle_id = a.cycle_id \
+         WHERE a.cycle_id = $2 AND a.state = 2 ORDER BY a.sku",
+        quota = entitled_quota()
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(customer_id)
+        .bind(cycle_id)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+/// Consumes `cartons` of the retailer's quota of `sku` in the cycle: creates its
+/// consumption row on the first order (quota from the committed allocation), and
+/// never lets consumption pass quota + extra. `None` = refused.
+pub async fn consume(
+    tx: &mut PgConnection,
+    customer_id: &str,
+    sku: &str,
+    cycle_id: &str,
+    cartons: i64,
+) -> Result<Option<i64>, ServiceError> {
+    let sql = format!(
+        "WITH ent AS (SELECT a.allocation_id, {quota} AS quota FROM allocations a {ENTITLEMENT_JOINS} \
+         WHERE a.sku = $2 AND a.cycle_id = $3 AND a.state = 2) \
+         INSERT INTO consumption (sku, cycle_id, customer_id, allocation_id, quota, extra, consumed) \
+         SELECT $2, $3, $1, ent.allocation_id, ent.quota, 0, $4 FROM ent WHERE ent.quota >= $4 \
+         ON CONFLICT (sku, cycle_id, customer_id) DO UPDATE SET consumed = consumption.consumed + EXCLUDED.consumed \
+         WHERE consumption.consumed + EXCLUDED.consumed <= consumption.quota + consumption.extra \
+         RETURNING quota + extra - consumed",
+        quota = entitled_quota()
+    );
+    let remaining: Option<i64> = sqlx::query_scalar(&sql)
+        .bind(customer_id)
+        .bind(sku)
+        .bind(cycle_id)
+        .bind(cartons)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if remaining.is_some() {
+        return Ok(remaining);
+    }
+    // The row exists with extra quota the first-order path does not see.
+    Ok(sqlx::query_scalar(
+        "UPDATE consumption SET consumed = consumed + $4 \
+         WHERE customer_id = $1 AND sku = $2 AND cycle_id = $3 AND consumed + $4 <= quota + extra \
+         RETURNING quota + extra - consumed",
+    )
+    .bind(customer_id)
+    .bind(sku)
+    .bind(cycle_id)
+    .bind(cartons)
+    .fetch_optional(&mut *tx)
+    .await?)
+}
+
+/// One retailer's entitlement for one product (for a refusal's explanation).
+pub async fn entitlement(
+    conn: &mut PgConnection,
+    customer_id: &str,
+    sku: &str,
+    cycle_id: &str,
+) -> Result<Option<EntitlementRow>, ServiceError> {
+    Ok(entitlements(conn, customer_id, cycle_id)
+        .await?
+        .into_iter()
+        .find(|e| e.sku == sku))
+}
+
+/// Gives consumed quota back (a cancelled order).
+pub async fn unconsume(
+    tx: &mut PgConnection,
+    customer_id: &str,
+    sku: &str,
+    cycle_id: &str,
+    cartons: i64,
+) -> Result<(), ServiceError> {
+    sqlx::query(
+        "UPDATE consumption SET consumed = consumed - $4 WHERE customer_id = $1 AND sku = $2 AND cycle_id = $3",
+    )
+    .bind(customer_id)
+    .bind(sku)
+    .bind(cycle_id)
+    .bind(cartons)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Retailers that used all of their quota and extra (they qualify for a release).
+pub async fn full_users(
+    conn: &mut PgConnection,
+    allocation: &AllocationRow,
+) -> Result<Vec<(String, i32, i64)>, ServiceError> {
+    Ok(sqlx::query_as(
+        "SELECT c.customer_id, sr.tier, c.quota FROM consumption c \
+         JOIN snapshot_retailers sr ON sr.snapshot_id = $3 AND sr.customer_id = c.customer_id \
+         WHERE c.sku = $1 AND c.cycle_id = $2 AND c.quota > 0 AND c.consumed >= c.quota + c.extra",
+    )
+    .bind(&allocation.sku)
+    .bind(&allocation.cycle_id)
+    .bind(&allocation.snapshot_id)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Extra quota granted but not ordered yet: still claimable, so not released again.
+pub async fn unused_extra(conn: &mut PgConnection, sku: &str, cycle_id: &str) -> Result<i64, ServiceError> {
+    let (unused,): (Option<i64>,) = sqlx::query_as(
+        "SELECT sum(greatest(0, quota + extra - greatest(consumed, quota)))::bigint FROM consumption \
+         WHERE sku = $1 AND cycle_id = $2 AND extra > 0",
+    )
+    .bind(sku)
+    .bind(cycle_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(unused.unwrap_or(0))
+}
+
+pub async fn grant_extra(
+    tx: &mut PgConnection,
+    allocation: &AllocationRow,
+    offers: &[(String, u64)],
+) -> Result<(), ServiceError> {
+    let ids: Vec<&str> = offers.iter().map(|(id, _)| id.as_str()).collect();
+    let amounts: Vec<i64> = offers.iter().map(|(_, n)| to_i64(*n)).collect();
+    sqlx::query(
+        "UPDATE consumption c SET extra = c.extra + o.amount FROM unnest($3::text[], $4::bigint[]) AS o(id, amount) \
+         WHERE c.sku = $1 AND c.cycle_id = $2 AND c.customer_id = o.id",
+    )
+    .bind(&allocation.sku)
+    .bind(&allocation.cycle_id)
+    .bind(&ids)
+    .bind(&amounts)
+    .execute(&mut *tx)
+    .await?;
+    let total: i64 = amounts.iter().sum();
+    sqlx::query("UPDATE allocations SET released = released + $2 WHERE allocation_id = $1")
+        .bind(&allocation.allocation_id)
+        .bind(total)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Per tier of an allocation, from the consumption rows: retailers that ordered,
+/// cartons ordered, retailers that used all their quota.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TierUse {
+    pub tier: i32,
+    pub ordering: i64,
+    pub ordered: i64,
+    pub stock_outs: i64,
+}
+
+pub async fn tier_use(
+    conn: &mut PgConnection,
+    allocation: &AllocationRow,
+) -> Result<Vec<TierUse>, ServiceError> {
+    Ok(sqlx::query_as(
+        "SELECT sr.tier, count(*) FILTER (WHERE c.consumed > 0) AS ordering, \
+         coalesce(sum(c.consumed), 0)::bigint AS ordered, \
+         count(*) FILTER (WHERE c.quota > 0 AND c.consumed >= c.quota + c.extra) AS stock_outs \
+         FROM consumption c JOIN snapshot_retailers sr ON sr.snapshot_id = $3 AND sr.customer_id = c.customer_id \
+         WHERE c.sku = $1 AND c.cycle_id = $2 GROUP BY sr.tier ORDER BY sr.tier",
+    )
+    .bind(&allocation.sku)
+    .bind(&allocation.cycle_id)
+    .bind(&allocation.snapshot_id)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Per eligible retailer and cycle of `cycle_ids` (oldest first): (customer, cycle,
+/// quota + extra, consumed) of `sku`, whether or not it ordered; the history the
+/// dynamic-balance rule reads.
+pub async fn use_history(
+    conn: &mut PgConnection,
+    sku: &str,
+    cycle_ids: &[String],
+) -> Result<Vec<(String, String, i64, i64)>, ServiceError> {
+    let sql = format!(
+        "SELECT sr.customer_id, a.cycle_id, \
+         coalesce(c.quota, coalesce(t.quota, 0) + CASE WHEN x.customer_id IS NULL THEN 0 ELSE 1 END) \
+         + coalesce(c.extra, 0) AS quota, coalesce(c.consumed, 0) AS consumed \
+         FROM allocations a JOIN snapshot_retailers sr ON sr.snapshot_id = a.snapshot_id \
+         LEFT JOIN allocation_tiers t ON t.allocation_id = a.allocation_id AND t.tier = sr.tier \
+         LEFT JOIN allocation_extras x ON x.allocation_id = a.allocation_id AND x.customer_id = sr.customer_id \
+         LEFT JOIN consumption c ON c.sku = a.sku AND c.cycle_id = a.cycle_id AND c.customer_id = sr.customer_id \
+         WHERE a.sku = $1 AND a.cycle_id = ANY($2) AND a.state = 2 AND {ELIGIBLE} \
+         ORDER BY sr.customer_id, a.cycle_id"
+    );
+    Ok(sqlx::query_as(&sql)
+        .bind(sku)
+        .bind(cycle_ids)
+        .fetch_all(&mut *conn)
+        .await?)
+}

@@ -1,0 +1,401 @@
+//! Orders through real gRPC: quota, supply, window, license, credit, blacklist, scope,
+//! cancellation, and the events they raise.
+
+mod support;
+
+use distnet_proto::accreditation::v1::LicenseStatus;
+use distnet_proto::allocation::v1::*;
+use distnet_proto::customers::v1::Settlement;
+use distnet_proto::events::v1::{DeliveryCompleted, OrderCancelled, OrderConfirmed};
+use support::*;
+use tonic::Code;
+
+/// Ten retailers in tiers 1..=3 and a scarce product with a 1/2/3 ramp.
+async fn open_cycle(service: &TestService) -> Vec<Allocation> {
+    let mut retailers: Vec<Retailer> = (0..10)
+        .map(|i| Retailer::new(format!("r-{i:02}"), 1 + i % 3))
+        .collect();
+    retailers.push(Retailer {
+        settlement: Settlement::Cash,
+        credit_limit_fen: 100_000,
+        ..Retailer::new("cash-01", 3)
+    });
+    service.know(&retailers).await;
+    let mut planner = service.planner();
+    // 22 available = 4 × 1 + 3 × 2 + 4 × 3: the ramp 1, 2, 3 fits it exactly.
+    scarce_product(
+        &mut planner,
+        "zhonghua",
+        122,
+        100,
+        tier_quota(1, 3, Some(3), Some(1)),
+    )
+    .await;
+    planner
+        .upsert_product(UpsertProductRequest {
+            request_id: rid(),
+            product: Some(Product {
+                sku: "plain".into(),
+                display_name: "Plain".into(),
+                price_class: 4,
+                wholesale_price: cny(8_000),
+                scarce: false,
+                stock_cartons: 20,
+                ..Product::default()
+            }),
+        })
+        .await
+        .expect("plain product");
+    let allocations = commit(&mut planner, &["zhonghua"]).await;
+    service.clock.set(during_window());
+    allocations
+}
+
+#[tokio::test]
+async fn placing_an_order_within_quota_consumes_it_and_announces_the_order() {
+    let (service, mut recorder) = TestService::start_recording_orders().await;
+    let allocations = open_cycle(&service).await;
+    assert_eq!(
+        allocations[0].tiers.iter().map(|t| t.quota).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+
+    let mut retailer = service.retailer("r-02");
+    let placed = retailer
+        .place_order(order("r-02", &[("zhonghua", 2), ("plain", 5)]))
+        .await
+        .expect("placed")
+        .into_inner();
+    assert_eq!(placed.status, OrderStatus::Confirmed as i32);
+    assert_eq!(placed.value.as_ref().map(|m| m.fen), Some(2 * 25_000 + 5 * 8_000));
+    // Confirmed at 10:00 Shanghai: handed to picking at 11:30.
+    let cutoff = placed.picking_cutoff_time.expect("cut-off");
+    assert_eq!(cutoff.seconds - during_window().timestamp(), 90 * 60);
+
+    let entitlements = retailer
+        .get_entitlements(GetEntitlementsRequest {
+            customer: "customers/r-02".into(),
+            cycle: CYCLE.into(),
+        })
+        .await
+        .expect("entitlements")
+        .into_inner()
+        .entitlements;
+    let zhonghua = &entitlements[0];
+    assert_eq!(
+        (
+            zhonghua.tier,
+            zhonghua.quota,
+            zhonghua.consumed,
+            zhonghua.remaining
+        ),
+        (3, 3, 2, 1)
+    );
+    assert_eq!(zhonghua.supply_remaining, 22 - 2);
+
+    let event = recorder
+        .next(std::time::Duration::from_secs(30))
+        .await
+        .expect("OrderConfirmed");
+    assert_eq!(event.event_type, "distnet.events.v1.OrderConfirmed");
+    let confirmed: OrderConfirmed = event.payload.expect("payload").to_msg().expect("decodes");
+    assert_eq!(confirmed.order.map(|o| o.name), Some(placed.name));
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn placing_an_order_beyond_quota_is_refused_line_by_line_and_changes_nothing() {
+    let service = TestService::start().await;
+    open_cycle(&service).await;
+    let mut agent = service.agent(&["area-01"]);
+    // r-00 is tier 1 (quota 1); plain has 20 in stock.
+    let refused = agent
+        .place_order(order("r-00", &[("zhonghua", 2), ("plain", 25), ("nope", 1)]))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&refused), "ORDER_REFUSED");
+    let mut kinds = preconditions(&refused);
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        vec![
+            ("QUOTA_EXCEEDED".to_string(), "lines[0]".to_string()),
+            ("UNKNOWN_PRODUCT".to_string(), "lines[2]".to_string()),
+        ],
+        "stock is checked only once every quota holds: {refused:?}"
+    );
+    let refused = agent
+        .place_order(order("r-00", &[("zhonghua", 1), ("plain", 25)]))
+        .await
+        .expect_err("out of stock");
+    assert_eq!(reason(&refused), "OUT_OF_STOCK");
+    assert_eq!(
+        preconditions(&refused),
+        vec![("OUT_OF_STOCK".into(), "lines[1]".into())]
+    );
+
+    // Nothing was consumed by the refusals.
+    let entitlements = agent
+        .get_entitlements(GetEntitlementsRequest {
+            customer: "customers/r-00".into(),
+            cycle: CYCLE.into(),
+        })
+        .await
+        .expect("entitlements")
+        .into_inner();
+    assert_eq!(entitlements.entitlements[0].consumed, 0);
+    agent
+        .place_order(order("r-00", &[("zhonghua", 1), ("plain", 20)]))
+        .await
+        .expect("exactly the quota and the stock");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn cancelling_gives_quota_supply_and_credit_back_exactly_once() {
+    let (service, mut recorder) = TestService::start_recording_orders().await;
+    open_cycle(&service).await;
+    let mut agent = service.agent(&["area-01"]);
+    let placed = agent
+        .place_order(order("cash-01", &[("zhonghua", 3)]))
+        .await
+        .expect("placed")
+        .into_inner();
+    // 3 × 250 yuan = 75,000 fen of the 100,000 fen limit is now outstanding.
+    let over = agent
+        .place_order(order("cash-01", &[("plain", 4)]))
+        .await
+        .expect_err("32,000 more fen passes the limit");
+    assert_eq!(reason(&over), "CREDIT_LIMIT_EXCEEDED");
+
+    let cancel = CancelOrderRequest {
+        request_id: rid(),
+        name: placed.name.clone(),
+        reason: "retailer changed its mind".into(),
+    };
+    let cancelled = agent
+        .cancel_order(cancel.clone())
+        .await
+        .expect("cancelled")
+        .into_inner();
+    assert_eq!(cancelled.status, OrderStatus::Cancelled as i32);
+    // A retry replays; a second cancellation is refused; neither gives back twice.
+    assert_eq!(
+        agent.cancel_order(cancel).await.expect("replay").into_inner(),
+        cancelled
+    );
+    let again = agent
+        .cancel_order(CancelOrderRequest {
+            request_id: rid(),
+            name: placed.name.clone(),
+            reason: String::new(),
+        })
+        .await
+        .expect_err("already cancelled");
+    assert_eq!(reason(&again), "NOT_CANCELLABLE");
+
+    let entitlement = agent
+        .get_entitlements(GetEntitlementsRequest {
+            customer: "customers/cash-01".into(),
+            cycle: CYCLE.into(),
+        })
+        .await
+        .expect("entitlements")
+        .into_inner()
+        .entitlements
+        .remove(0);
+    assert_eq!((entitlement.consumed, entitlement.remaining), (0, 3));
+    assert_eq!(entitlement.supply_remaining, 22);
+    agent
+        .place_order(order("cash-01", &[("plain", 4)]))
+        .await
+        .expect("the credit came back too");
+
+    let first = recorder
+        .next(std::time::Duration::from_secs(30))
+        .await
+        .expect("confirmed");
+    assert_eq!(first.event_type, "distnet.events.v1.OrderConfirmed");
+    let second = recorder
+        .next(std::time::Duration::from_secs(30))
+        .await
+        .expect("cancelled");
+    let cancelled_event: OrderCancelled = second.payload.expect("payload").to_msg().expect("decodes");
+    assert_eq!(cancelled_event.order.map(|o| o.name), Some(placed.name));
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn an_order_after_picking_started_cannot_be_cancelled() {
+    let service = TestService::start().await;
+    open_cycle(&service).await;
+    let mut agent = service.agent(&["area-01"]);
+    let placed = agent
+        .place_order(order("r-01", &[("zhonghua", 1)]))
+        .await
+        .expect("placed")
+        .into_inner();
+    service.clock.advance(chrono::Duration::hours(2));
+    let late = agent
+        .cancel_order(CancelOrderRequest {
+            request_id: rid(),
+            name: placed.name,
+            reason: String::new(),
+        })
+        .await
+        .expect_err("picked at 11:30");
+    assert_eq!(reason(&late), "PICKING_STARTED");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn orders_outside_the_window_from_suspended_or_blacklisted_retailers_are_refused() {
+    let service = TestService::start().await;
+    open_cycle(&service).await;
+    service
+        .know(&[
+            Retailer {
+                license: LicenseStatus::Suspended,
+                ..Retailer::new("suspended-1", 3)
+            },
+            Retailer {
+                blacklisted: true,
+                ..Retailer::new("blacklisted-1", 3)
+            },
+        ])
+        .await;
+    let mut agent = service.agent(&["area-01"]);
+    let suspended = agent
+        .place_order(order("suspended-1", &[("plain", 1)]))
+        .await
+        .expect_err("suspended");
+    assert_eq!(reason(&suspended), "LICENSE_NOT_ACTIVE");
+    let blacklisted = agent
+        .place_order(order("blacklisted-1", &[("plain", 1)]))
+        .await
+        .expect_err("blacklisted");
+    assert_eq!(reason(&blacklisted), "BLACKLISTED");
+
+    // Saturday 17:30 Shanghai closes 2026-W48.
+    service.clock.set(
+        chrono::DateTime::parse_from_rfc3339("2026-11-28T17:30:00+08:00")
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .expect("time"),
+    );
+    let closed = agent
+        .place_order(order("r-00", &[("zhonghua", 1)]))
+        .await
+        .expect_err("closed");
+    assert_eq!(reason(&closed), "WINDOW_CLOSED");
+    assert_eq!(
+        preconditions(&closed),
+        vec![("WINDOW_CLOSED".into(), CYCLE.into())]
+    );
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn callers_order_only_for_retailers_in_their_scope() {
+    let service = TestService::start().await;
+    open_cycle(&service).await;
+    let denied = service
+        .agent(&["area-02"])
+        .place_order(order("r-00", &[("plain", 1)]))
+        .await
+        .expect_err("other area");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let denied = service
+        .retailer("r-01")
+        .place_order(order("r-00", &[("plain", 1)]))
+        .await
+        .expect_err("another retailer");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let denied = service
+        .planner()
+        .place_order(order("r-00", &[("plain", 1)]))
+        .await
+        .expect_err("planners do not take orders");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    // A retailer's order is invisible to others: NOT_FOUND, not PERMISSION_DENIED.
+    let placed = service
+        .retailer("r-00")
+        .place_order(order("r-00", &[("plain", 1)]))
+        .await
+        .expect("own order")
+        .into_inner();
+    let hidden = service
+        .retailer("r-01")
+        .get_order(GetOrderRequest {
+            name: placed.name.clone(),
+        })
+        .await
+        .expect_err("hidden");
+    assert_eq!(hidden.code(), Code::NotFound);
+    let mine = service
+        .retailer("r-00")
+        .list_orders(ListOrdersRequest {
+            customer: "customers/r-00".into(),
+            ..ListOrdersRequest::default()
+        })
+        .await
+        .expect("own list")
+        .into_inner();
+    assert_eq!(mine.orders.len(), 1);
+    let invalid = service
+        .agent(&["area-01"])
+        .place_order(PlaceOrderRequest {
+            channel: 0,
+            lines: vec![],
+            ..order("r-00", &[])
+        })
+        .await
+        .expect_err("invalid");
+    assert_eq!(invalid.code(), Code::InvalidArgument);
+    let mut fields = bad_fields(&invalid);
+    fields.sort();
+    assert_eq!(fields, vec!["channel", "lines"]);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn cash_collected_on_delivery_lowers_the_credit_exposure() {
+    let service = TestService::start().await;
+    open_cycle(&service).await;
+    let mut agent = service.agent(&["area-01"]);
+    let placed = agent
+        .place_order(order("cash-01", &[("zhonghua", 3)]))
+        .await
+        .expect("placed")
+        .into_inner();
+    agent
+        .place_order(order("cash-01", &[("plain", 4)]))
+        .await
+        .expect_err("limit reached");
+    let delivered = DeliveryCompleted {
+        order: placed.name.clone(),
+        customer: "customers/cash-01".into(),
+        cartons_delivered: 3,
+        cash_collected: cny(75_000),
+        ..DeliveryCompleted::default()
+    };
+    service
+        .deliver(
+            "DeliveryCompleted",
+            &placed.name,
+            prost_types::Any::from_msg(&delivered).expect("any"),
+        )
+        .await;
+    let order_now = agent
+        .get_order(GetOrderRequest { name: placed.name })
+        .await
+        .expect("order")
+        .into_inner();
+    assert_eq!(order_now.status, OrderStatus::Delivered as i32);
+    assert_eq!(order_now.cash_collected.map(|m| m.fen), Some(75_000));
+    agent
+        .place_order(order("cash-01", &[("plain", 4)]))
+        .await
+        .expect("the cash paid the exposure off");
+    service.stop().await;
+}
