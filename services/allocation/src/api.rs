@@ -51,6 +51,35 @@ pub(crate) async fn begin_idempotent<R: prost::Message + Default>(
     )
 }
 
+/// Runs a mutation and, when it ends in a business refusal, remembers the refusal
+/// under its request id, so a retry gets the same answer (DESIGN.md: a retried
+/// request returns the original response).
+pub(crate) async fn remembering<R, M: prost::Message>(
+    pool: &PgPool,
+    caller: &Caller,
+    request_id: &str,
+    method: &'static str,
+    request: &M,
+    work: impl std::future::Future<Output = Result<R, ServiceError>>,
+) -> Result<R, ServiceError> {
+    let outcome = work.await;
+    if let Err(error) = &outcome
+        && idempotency::is_refusal(error)
+        && let Err(failure) = idempotency::remember_refusal(
+            pool,
+            &caller.idempotency_scope(),
+            request_id,
+            method,
+            request,
+            error,
+        )
+        .await
+    {
+        tracing::warn!(%failure, method, "could not remember a refusal");
+    }
+    outcome
+}
+
 /// `products/{sku}` → sku.
 pub(crate) fn sku<'a>(name: &'a str, field: &str) -> Result<&'a str, ServiceError> {
     parse_name(name, "products", field)
@@ -233,15 +262,33 @@ impl AllocationService for AllocationApi {
     }
 
     async fn place_order(&self, request: Request<PlaceOrderRequest>) -> Result<Response<Order>, Status> {
-        rpc::handle(DOMAIN, request, |caller, message| {
-            self.place_order(caller, message)
+        rpc::handle(DOMAIN, request, |caller, message| async move {
+            let work = self.place_order(caller.clone(), message.clone());
+            remembering(
+                &self.pool,
+                &caller,
+                &message.request_id,
+                "PlaceOrder",
+                &message,
+                work,
+            )
+            .await
         })
         .await
     }
 
     async fn cancel_order(&self, request: Request<CancelOrderRequest>) -> Result<Response<Order>, Status> {
-        rpc::handle(DOMAIN, request, |caller, message| {
-            self.cancel_order(caller, message)
+        rpc::handle(DOMAIN, request, |caller, message| async move {
+            let work = self.cancel_order(caller.clone(), message.clone());
+            remembering(
+                &self.pool,
+                &caller,
+                &message.request_id,
+                "CancelOrder",
+                &message,
+                work,
+            )
+            .await
         })
         .await
     }

@@ -21,7 +21,7 @@ pub struct FieldViolation {
     pub description: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PreconditionViolation {
     pub kind: String,
     pub subject: String,

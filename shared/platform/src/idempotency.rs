@@ -5,12 +5,79 @@
 //!
 //! Two concurrent requests with one id are serialized by the primary key: the
 //! second waits on the first's uncommitted claim and then replays its response.
+//!
+//! A business refusal (`FAILED_PRECONDITION` without `RetryInfo`) rolls the work
+//! back; [`remember_refusal`] then records it, so a retry gets the same refusal
+//! rather than a second evaluation against a world that has moved on.
+
+use std::collections::HashMap;
 
 use prost::Message;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
-use crate::error::ServiceError;
+use crate::error::{PreconditionViolation, ServiceError};
+
+/// The stored form of a remembered refusal.
+#[derive(Serialize, Deserialize)]
+struct Refusal {
+    reason: String,
+    message: String,
+    preconditions: Vec<PreconditionViolation>,
+    metadata: HashMap<String, String>,
+}
+
+impl Refusal {
+    fn into_error(self) -> ServiceError {
+        let mut error = ServiceError::failed_precondition(self.reason, self.message);
+        error.details.precondition_violations = self.preconditions;
+        error.details.metadata = self.metadata;
+        error
+    }
+}
+
+/// Whether `error` is a refusal worth remembering: a business outcome, not a
+/// transient condition the client should retry for real.
+pub fn is_refusal(error: &ServiceError) -> bool {
+    error.code == tonic::Code::FailedPrecondition && error.details.retry_after.is_none()
+}
+
+/// Records that the request `request_id` of `caller` was refused with `error` (after
+/// its transaction rolled back). Only [`is_refusal`] errors are kept; if the id was
+/// meanwhile completed by a concurrent retry, that outcome stands.
+pub async fn remember_refusal(
+    pool: &PgPool,
+    caller: &str,
+    request_id: &str,
+    method: &'static str,
+    request: &impl Message,
+    error: &ServiceError,
+) -> Result<(), ServiceError> {
+    if !is_refusal(error) {
+        return Ok(());
+    }
+    let refusal = Refusal {
+        reason: error.reason.clone(),
+        message: error.message.clone(),
+        preconditions: error.details.precondition_violations.clone(),
+        metadata: error.details.metadata.clone(),
+    };
+    let body = serde_json::to_value(&refusal).map_err(ServiceError::internal)?;
+    sqlx::query(
+        "INSERT INTO idempotency_keys (caller, request_id, method, request_hash, refusal)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (caller, request_id) DO NOTHING",
+    )
+    .bind(caller)
+    .bind(request_id)
+    .bind(method)
+    .bind(fingerprint(method, request))
+    .bind(body)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
 
 /// What the caller should do with a request id.
 pub enum Claim<R> {
@@ -62,8 +129,9 @@ pub async fn claim<R: Message + Default>(
             request_id: request_id.to_string(),
         }));
     }
-    let (stored_method, stored_hash, response): (String, Vec<u8>, Option<Vec<u8>>) = sqlx::query_as(
-        "SELECT method, request_hash, response FROM idempotency_keys
+    type Stored = (String, Vec<u8>, Option<Vec<u8>>, Option<serde_json::Value>);
+    let (stored_method, stored_hash, response, refusal): Stored = sqlx::query_as(
+        "SELECT method, request_hash, response, refusal FROM idempotency_keys
          WHERE caller = $1 AND request_id = $2",
     )
     .bind(caller)
@@ -75,6 +143,10 @@ pub async fn claim<R: Message + Default>(
             ServiceError::invalid_field("request_id", "was already used for a different request")
                 .with_metadata("request_id", request_id),
         );
+    }
+    if let Some(refusal) = refusal {
+        let refusal: Refusal = serde_json::from_value(refusal).map_err(ServiceError::internal)?;
+        return Err(refusal.into_error());
     }
     match response {
         Some(response) => Ok(Claim::Replay(R::decode(response.as_slice())?)),
