@@ -107,7 +107,10 @@ async fn concurrent_orders_never_oversell_quota_or_supply_and_retries_count_once
     for (i, results) in &outcomes {
         let first = &results[0];
         for retry in &results[1..] {
-            assert_eq!(retry, first, "request {i}: a retry must return the original outcome");
+            assert_eq!(
+                retry, first,
+                "request {i}: a retry must return the original outcome"
+            );
         }
         match first {
             Ok(order) => {
@@ -127,7 +130,11 @@ async fn concurrent_orders_never_oversell_quota_or_supply_and_retries_count_once
     for (customer, cartons) in &confirmed_by_retailer {
         let index: usize = customer.trim_start_matches("customers/r-").parse().expect("id");
         let tier = i32::try_from(1 + index % 5).unwrap_or(1);
-        assert!(*cartons <= quota[&tier], "{customer} took {cartons} of quota {}", quota[&tier]);
+        assert!(
+            *cartons <= quota[&tier],
+            "{customer} took {cartons} of quota {}",
+            quota[&tier]
+        );
     }
 
     // The database agrees with the confirmed orders, exactly.
@@ -153,7 +160,12 @@ async fn concurrent_orders_never_oversell_quota_or_supply_and_retries_count_once
             .await
             .expect("orders")
             .into_inner();
-        listed += page.orders.iter().flat_map(|o| &o.lines).map(|l| l.cartons).sum::<i64>();
+        listed += page
+            .orders
+            .iter()
+            .flat_map(|o| &o.lines)
+            .map(|l| l.cartons)
+            .sum::<i64>();
         if page.next_page_token.is_empty() {
             break;
         }

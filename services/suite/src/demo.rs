@@ -35,7 +35,7 @@ pub fn seeder_token(secret: &str, shape: &NetworkShape) -> anyhow::Result<String
     TokenIssuer::hs256(secret).mint(&claims)
 }
 
-async fn connect(endpoint: &str) -> anyhow::Result<Channel> {
+pub(crate) async fn connect(endpoint: &str) -> anyhow::Result<Channel> {
     Channel::from_shared(endpoint.to_string())?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
@@ -45,7 +45,7 @@ async fn connect(endpoint: &str) -> anyhow::Result<Channel> {
 }
 
 /// An interceptor that adds `token` to every call.
-fn bearer(token: &str) -> anyhow::Result<impl tonic::service::Interceptor + Clone> {
+pub(crate) fn bearer(token: &str) -> anyhow::Result<impl tonic::service::Interceptor + Clone> {
     let value: MetadataValue<_> = format!("Bearer {token}").parse()?;
     Ok(move |mut request: tonic::Request<()>| {
         request.metadata_mut().insert("authorization", value.clone());

@@ -1,6 +1,7 @@
 //! `distnet`: the all-in-one runner and the operator commands.
 
 mod demo;
+mod demo_allocation;
 mod seed;
 mod up;
 
@@ -96,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
             let _guard = telemetry::init("distnet", &settings.telemetry);
             distnet_customers::migrate(&settings).await?.close().await;
             distnet_accreditation::migrate(&settings).await?.close().await;
+            distnet_allocation::migrate(&settings).await?.close().await;
             let names: Vec<&str> = up::SERVICES.iter().map(|(name, _)| *name).collect();
             println!("migrated: {}", names.join(", "));
             Ok(())

@@ -14,13 +14,14 @@ use distnet_platform::server::{Shutdown, bind, termination_signal};
 use distnet_platform::settings::{DEV_HS256_SECRET, Secret, TokenAlgorithm};
 use sqlx::Connection as _;
 
-use crate::demo;
 use crate::seed::NetworkShape;
+use crate::{demo, demo_allocation};
 
 /// The services this build runs, with the events each consumes.
 pub const SERVICES: &[(&str, &[&str])] = &[
     (distnet_customers::SERVICE, distnet_customers::CONSUMES),
     (distnet_accreditation::SERVICE, distnet_accreditation::CONSUMES),
+    (distnet_allocation::SERVICE, distnet_allocation::CONSUMES),
 ];
 
 fn consumes(service: &str, event: &str) -> bool {
@@ -63,20 +64,25 @@ pub async fn run(mut settings: Settings, options: UpOptions) -> anyhow::Result<(
     let customers_listener = bind(&settings, settings.services.customers.port).await?;
     let accreditation_listener = bind(&settings, settings.services.accreditation.port).await?;
     let customers_addr = customers_listener.local_addr()?;
+    let allocation_listener = bind(&settings, settings.services.allocation.port).await?;
     let accreditation_addr = accreditation_listener.local_addr()?;
+    let allocation_addr = allocation_listener.local_addr()?;
     settings.services.customers.url = format!("http://{customers_addr}");
     settings.services.accreditation.url = format!("http://{accreditation_addr}");
+    settings.services.allocation.url = format!("http://{allocation_addr}");
 
     let shutdown = Shutdown::new();
     let customers = distnet_customers::serve(&settings, customers_listener, shutdown.clone()).await?;
     let accreditation =
         distnet_accreditation::serve(&settings, accreditation_listener, shutdown.clone()).await?;
+    let allocation = distnet_allocation::serve(&settings, allocation_listener, shutdown.clone()).await?;
 
     print_banner(
         &settings,
         &[
             ("customers", customers_addr),
             ("accreditation", accreditation_addr),
+            ("allocation", allocation_addr),
         ],
         cluster.as_ref(),
         &options,
@@ -117,6 +123,18 @@ pub async fn run(mut settings: Settings, options: UpOptions) -> anyhow::Result<(
             grading.run.as_millis(),
             grading.publish.as_millis()
         );
+        let allocation =
+            demo_allocation::seed_allocation(&settings.services.allocation.url, secret, &options.shape)
+                .await?;
+        println!(
+            "demo allocation committed: cycle {}, {} products ({} scarce), {} eligible retailers, {} cartons allocated ({:.1} s)",
+            allocation.cycle,
+            allocation.products,
+            allocation.scarce,
+            allocation.eligible,
+            allocation.committed_total,
+            allocation.elapsed.as_secs_f64()
+        );
     }
     println!("ready; ctrl-c stops everything");
 
@@ -125,6 +143,7 @@ pub async fn run(mut settings: Settings, options: UpOptions) -> anyhow::Result<(
     shutdown.trigger();
     customers.wait().await?;
     accreditation.wait().await?;
+    allocation.wait().await?;
     if let Some(cluster) = cluster {
         tokio::task::block_in_place(|| cluster.stop_server(false))?;
         println!("private PostgreSQL stopped");
@@ -187,6 +206,13 @@ fn print_banner(
         println!(
             "  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"customer\": \"customers/r-00001\"}}' \
              {accreditation} distnet.accreditation.v1.AccreditationService/GetStanding"
+        );
+    }
+    if let Some((_, allocation)) = services.iter().find(|(name, _)| *name == "allocation") {
+        println!(
+            "  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"customer\": \"customers/r-00001\", \"cycle\": \"cycles/{}\"}}' \
+             {allocation} distnet.allocation.v1.AllocationService/GetEntitlements",
+            demo_allocation::current_cycle()
         );
     }
     println!();

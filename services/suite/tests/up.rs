@@ -8,6 +8,8 @@ use distnet_proto::accreditation::v1::accreditation_service_client::Accreditatio
 use distnet_proto::accreditation::v1::{
     CustomerClass, GetStandingRequest, LicenseStatus, ListStandingsRequest,
 };
+use distnet_proto::allocation::v1::allocation_service_client::AllocationServiceClient;
+use distnet_proto::allocation::v1::{GetCycleReportRequest, GetEntitlementsRequest};
 use distnet_proto::common::v1::LatLng;
 use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
 use distnet_proto::customers::v1::{
@@ -45,6 +47,7 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
         .env("DATABASE_URL", &db.url)
         .env("DISTNET__SERVICES__CUSTOMERS__PORT", "0")
         .env("DISTNET__SERVICES__ACCREDITATION__PORT", "0")
+        .env("DISTNET__SERVICES__ALLOCATION__PORT", "0")
         .env("DISTNET__TELEMETRY__LOG_FILTER", "warn")
         .env("DISTNET__SERVER__SHUTDOWN_GRACE_MS", "200")
         .stdout(Stdio::piped())
@@ -57,6 +60,7 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
 
     let addr = line_starting_with(&mut lines, "customers listening on").await;
     let accreditation_addr = line_starting_with(&mut lines, "accreditation listening on").await;
+    let allocation_addr = line_starting_with(&mut lines, "allocation listening on").await;
     let token = line_starting_with(&mut lines, "export TOKEN=").await;
     let ready = line_starting_with(&mut lines, "demo network ready:").await;
     assert!(ready.starts_with("11500 retailers"), "{ready}");
@@ -75,6 +79,13 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
         grading.starts_with(&format!("{licensed} retailers in 30 tiers")),
         "{grading}"
     );
+    let allocation = line_starting_with(&mut lines, "demo allocation committed:").await;
+    let cycle = allocation
+        .strip_prefix("cycle ")
+        .and_then(|rest| rest.split(',').next())
+        .expect("a cycle")
+        .to_string();
+    assert!(allocation.contains("50 products (5 scarce)"), "{allocation}");
 
     let channel = distnet_testkit::channel(addr.parse().expect("address"))
         .await
@@ -146,7 +157,7 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
         .await
         .expect("connect");
     let mut accreditation =
-        AccreditationServiceClient::with_interceptor(accreditation_channel, Bearer(Some(token_copy)));
+        AccreditationServiceClient::with_interceptor(accreditation_channel, Bearer(Some(token_copy.clone())));
     let mut active = 0;
     let mut page_token = String::new();
     loop {
@@ -186,6 +197,31 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
         "classified by its points"
     );
     assert!(!standing.credit_grade.is_empty(), "graded by its credit file");
+
+    // The README's entitlement lookup: the committed cycle's five scarce products.
+    let allocation_channel = distnet_testkit::channel(allocation_addr.parse().expect("address"))
+        .await
+        .expect("connect");
+    let mut allocation_client =
+        AllocationServiceClient::with_interceptor(allocation_channel, Bearer(Some(token_copy)));
+    let entitlements = allocation_client
+        .get_entitlements(GetEntitlementsRequest {
+            customer: "customers/r-00001".into(),
+            cycle: format!("cycles/{cycle}"),
+        })
+        .await
+        .expect("entitlements")
+        .into_inner();
+    assert_eq!(entitlements.entitlements.len(), 5, "{entitlements:?}");
+    let report = allocation_client
+        .get_cycle_report(GetCycleReportRequest {
+            cycle: format!("cycles/{cycle}"),
+            product: "products/zhonghua-hard".into(),
+        })
+        .await
+        .expect("report")
+        .into_inner();
+    assert!(report.eligible > 10_000, "{report:?}");
 
     // SIGTERM stops everything cleanly.
     let pid = child.id().expect("pid").to_string();
