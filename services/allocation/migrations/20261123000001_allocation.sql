@@ -136,14 +136,10 @@ CREATE TABLE allocation_tiers (
     extra_retailers  BIGINT NOT NULL,
     total            BIGINT NOT NULL,
     explanation      TEXT NOT NULL,
+    -- PROPORTIONAL: the eligible retailers of the tier whose id is at or below this
+    -- (COLLATE "C") get one carton more: the first `extra_retailers` by id.
+    extra_until      TEXT,
     PRIMARY KEY (allocation_id, tier)
-);
-
--- PROPORTIONAL: the retailers (first by id in their tier) given one carton more.
-CREATE TABLE allocation_extras (
-    allocation_id  TEXT NOT NULL REFERENCES allocations (allocation_id),
-    customer_id    TEXT NOT NULL,
-    PRIMARY KEY (allocation_id, customer_id)
 );
 
 -- Created the first time a retailer orders the product in the cycle.

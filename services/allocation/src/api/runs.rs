@@ -16,7 +16,7 @@ use crate::domain::access;
 use crate::domain::cycle::CycleId;
 use crate::domain::eligibility::{Candidate, Population};
 use crate::domain::order::{FullUser, release};
-use crate::domain::run::{self, Rule, RunOutcome};
+use crate::domain::run::{self, ProductPlan, Rule, RunOutcome};
 use crate::store::catalog::{self, PolicyRow, SupplyRow};
 use crate::store::runs::{self as store, AllocationRow, RunContext, Snapshot, TierRow};
 
@@ -28,11 +28,20 @@ pub(crate) struct Planned {
     pub policy: PolicyRow,
     pub supply: SupplyRow,
     pub outcome: RunOutcome,
-    /// PROPORTIONAL +1s, by customer id.
-    pub extras: Vec<String>,
+    /// PROPORTIONAL: per tier, the +1s go up to this customer id.
+    pub extra_until: Vec<Option<String>>,
 }
 
 impl Planned {
+    fn tier_rows(&self) -> Vec<TierRow> {
+        self.outcome
+            .tiers
+            .iter()
+            .enumerate()
+            .map(|(i, line)| TierRow::of(line, self.extra_until.get(i).cloned().flatten()))
+            .collect()
+    }
+
     fn context(&self) -> RunContext<'_> {
         RunContext {
             sku: &self.supply.sku,
@@ -62,21 +71,15 @@ pub(crate) fn plan(
     let mut planned = Vec::with_capacity(inputs.len());
     let mut problems = Vec::new();
     for (policy, supply) in inputs {
-        let tiers = policy.body.rule.tiers(population.top_tier());
-        let counts = population.retailers_per_tier(&policy.body.eligibility, tiers);
         let available = u64::try_from(supply.available()).unwrap_or(0);
         let target = u64::try_from(supply.target).unwrap_or(0);
-        match run::run(&policy.body.rule, &counts, available, target) {
-            Ok(outcome) => {
-                let extra: Vec<u64> = outcome.tiers.iter().map(|t| t.extra_retailers).collect();
-                let extras = population.first_by_id(&policy.body.eligibility, &extra);
-                planned.push(Planned {
-                    policy,
-                    supply,
-                    outcome,
-                    extras,
-                });
-            }
+        match run::plan(population, &policy.body, available, target) {
+            Ok(ProductPlan { outcome, extra_until }) => planned.push(Planned {
+                policy,
+                supply,
+                outcome,
+                extra_until,
+            }),
             Err(problem) => problems.push((supply.sku.clone(), problem)),
         }
     }
@@ -191,8 +194,7 @@ impl AllocationApi {
                 let mut row = AllocationRow::new(&p.context(), &p.outcome, &snapshot, &caller.sub, now);
                 row.allocation_id.clear();
                 row.state = AllocationState::Preview as i16;
-                let tiers: Vec<TierRow> = p.outcome.tiers.iter().map(TierRow::of).collect();
-                row.to_wire(&tiers)
+                row.to_wire(&p.tier_rows())
             })
             .collect();
         Ok(PreviewAllocationResponse { allocations })
@@ -250,8 +252,8 @@ impl AllocationApi {
         let mut allocations = Vec::with_capacity(planned.len());
         for p in &planned {
             let row = AllocationRow::new(&p.context(), &p.outcome, &snapshot, &caller.sub, now);
-            let tiers: Vec<TierRow> = p.outcome.tiers.iter().map(TierRow::of).collect();
-            store::insert(&mut tx, &row, &tiers, &p.extras).await?;
+            let tiers = p.tier_rows();
+            store::insert(&mut tx, &row, &tiers).await?;
             allocations.push(row.to_wire(&tiers));
         }
         let reply = CommitAllocationResponse { allocations };

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::eligibility::Eligibility;
+use super::eligibility::{Eligibility, Population};
 use super::proportional::{self, ProportionalInput, ProportionalPolicy};
 use super::tier_quota::{self, TierQuotaInput, TierQuotaPolicy};
 
@@ -188,6 +188,30 @@ pub fn run(
         eligible,
         explanation: summary,
     })
+}
+
+/// One product's run: its outcome and, for `PROPORTIONAL`, per tier the id up to
+/// which eligible retailers get one carton more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductPlan {
+    pub outcome: RunOutcome,
+    pub extra_until: Vec<Option<String>>,
+}
+
+/// Runs a product's policy over the snapshot population: counts the eligible
+/// retailers per tier, applies the kernel, and finds each tier's +1 cut-off id.
+pub fn plan(
+    population: &Population,
+    policy: &PolicyBody,
+    available: u64,
+    target: u64,
+) -> Result<ProductPlan, String> {
+    let tiers = policy.rule.tiers(population.top_tier());
+    let counts = population.retailers_per_tier(&policy.eligibility, tiers);
+    let outcome = run(&policy.rule, &counts, available, target)?;
+    let extra: Vec<u64> = outcome.tiers.iter().map(|t| t.extra_retailers).collect();
+    let extra_until = population.extra_cutoffs(&policy.eligibility, &extra);
+    Ok(ProductPlan { outcome, extra_until })
 }
 
 #[cfg(test)]

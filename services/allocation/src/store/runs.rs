@@ -152,6 +152,9 @@ pub struct TierRow {
     pub extra_retailers: i64,
     pub total: i64,
     pub explanation: String,
+    /// PROPORTIONAL: eligible retailers of the tier with an id at or below this get
+    /// one carton more.
+    pub extra_until: Option<String>,
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -159,7 +162,7 @@ fn to_i64(n: u64) -> i64 {
 }
 
 impl TierRow {
-    pub fn of(line: &TierLine) -> Self {
+    pub fn of(line: &TierLine, extra_until: Option<String>) -> Self {
         Self {
             tier: i32::try_from(line.tier).unwrap_or(i32::MAX),
             retailers: to_i64(line.retailers),
@@ -167,6 +170,7 @@ impl TierRow {
             extra_retailers: to_i64(line.extra_retailers),
             total: to_i64(line.total),
             explanation: line.explanation.clone(),
+            extra_until,
         }
     }
 
@@ -287,7 +291,6 @@ pub async fn insert(
     tx: &mut PgConnection,
     row: &AllocationRow,
     tiers: &[TierRow],
-    extras: &[String],
 ) -> Result<(), ServiceError> {
     sqlx::query(
         "INSERT INTO allocations (allocation_id, sku, cycle_id, state, kind, policy_version, snapshot_id, \
@@ -322,7 +325,8 @@ pub async fn insert(
     .execute(&mut *tx)
     .await?;
     let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(
-        "INSERT INTO allocation_tiers (allocation_id, tier, retailers, quota, extra_retailers, total, explanation) ",
+        "INSERT INTO allocation_tiers (allocation_id, tier, retailers, quota, extra_retailers, total, explanation, \
+         extra_until) ",
     );
     builder.push_values(tiers, |mut b, t| {
         b.push_bind(&row.allocation_id)
@@ -331,19 +335,11 @@ pub async fn insert(
             .push_bind(t.quota)
             .push_bind(t.extra_retailers)
             .push_bind(t.total)
-            .push_bind(&t.explanation);
+            .push_bind(&t.explanation)
+            .push_bind(&t.extra_until);
     });
     if !tiers.is_empty() {
         builder.build().execute(&mut *tx).await?;
-    }
-    if !extras.is_empty() {
-        sqlx::query(
-            "INSERT INTO allocation_extras (allocation_id, customer_id) SELECT $1, unnest($2::text[])",
-        )
-        .bind(&row.allocation_id)
-        .bind(extras)
-        .execute(&mut *tx)
-        .await?;
     }
     Ok(())
 }
@@ -359,7 +355,7 @@ pub async fn allocation(conn: &mut PgConnection, id: &str) -> Result<Option<Allo
 
 pub async fn tiers(conn: &mut PgConnection, allocation_id: &str) -> Result<Vec<TierRow>, ServiceError> {
     Ok(sqlx::query_as(
-        "SELECT tier, retailers, quota, extra_retailers, total, explanation FROM allocation_tiers \
+        "SELECT tier, retailers, quota, extra_retailers, total, explanation, extra_until FROM allocation_tiers \
          WHERE allocation_id = $1 ORDER BY tier",
     )
     .bind(allocation_id)
@@ -393,13 +389,17 @@ pub async fn list(
 fn entitled_quota() -> String {
     format!(
         "CASE WHEN sr.customer_id IS NOT NULL AND {ELIGIBLE} \
-         THEN coalesce(t.quota, 0) + CASE WHEN x.customer_id IS NULL THEN 0 ELSE 1 END ELSE 0 END"
+         THEN coalesce(t.quota, 0) + {PLUS_ONE} ELSE 0 END"
     )
 }
 
 const ENTITLEMENT_JOINS: &str = "LEFT JOIN snapshot_retailers sr ON sr.snapshot_id = a.snapshot_id AND sr.customer_id = $1 \
-     LEFT JOIN allocation_tiers t ON t.allocation_id = a.allocation_id AND t.tier = sr.tier \
-     LEFT JOIN allocation_extras x ON x.allocation_id = a.allocation_id AND x.customer_id = $1";
+     LEFT JOIN allocation_tiers t ON t.allocation_id = a.allocation_id AND t.tier = sr.tier";
+
+/// A PROPORTIONAL +1: the retailer's id is at or below its tier's cut-off, bytewise
+/// as `domain::eligibility::Population::extra_cutoffs` compares.
+const PLUS_ONE: &str = "CASE WHEN t.extra_until IS NOT NULL AND sr.customer_id COLLATE \"C\" <= t.extra_until COLLATE \"C\" \
+     THEN 1 ELSE 0 END";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EntitlementRow {
@@ -607,11 +607,10 @@ pub async fn use_history(
 ) -> Result<Vec<(String, String, i64, i64)>, ServiceError> {
     let sql = format!(
         "SELECT sr.customer_id, a.cycle_id, \
-         coalesce(c.quota, coalesce(t.quota, 0) + CASE WHEN x.customer_id IS NULL THEN 0 ELSE 1 END) \
+         coalesce(c.quota, coalesce(t.quota, 0) + {PLUS_ONE}) \
          + coalesce(c.extra, 0) AS quota, coalesce(c.consumed, 0) AS consumed \
          FROM allocations a JOIN snapshot_retailers sr ON sr.snapshot_id = a.snapshot_id \
          LEFT JOIN allocation_tiers t ON t.allocation_id = a.allocation_id AND t.tier = sr.tier \
-         LEFT JOIN allocation_extras x ON x.allocation_id = a.allocation_id AND x.customer_id = sr.customer_id \
          LEFT JOIN consumption c ON c.sku = a.sku AND c.cycle_id = a.cycle_id AND c.customer_id = sr.customer_id \
          WHERE a.sku = $1 AND a.cycle_id = ANY($2) AND a.state = 2 AND {ELIGIBLE} \
          ORDER BY sr.customer_id, a.cycle_id"
