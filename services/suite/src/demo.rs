@@ -45,7 +45,7 @@ pub(crate) async fn connect(endpoint: &str) -> anyhow::Result<Channel> {
 }
 
 /// An interceptor that adds `token` to every call.
-pub(crate) fn bearer(token: &str) -> anyhow::Result<impl tonic::service::Interceptor + Clone> {
+pub(crate) fn bearer(token: &str) -> anyhow::Result<impl tonic::service::Interceptor + Clone + use<>> {
     let value: MetadataValue<_> = format!("Bearer {token}").parse()?;
     Ok(move |mut request: tonic::Request<()>| {
         request.metadata_mut().insert("authorization", value.clone());

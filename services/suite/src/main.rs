@@ -1,5 +1,6 @@
 //! `distnet`: the all-in-one runner and the operator commands.
 
+mod bench;
 mod demo;
 mod demo_allocation;
 mod seed;
@@ -54,6 +55,11 @@ enum Command {
         #[arg(long, default_value_t = 12)]
         ttl_hours: u64,
     },
+    /// Measure a service at scale through its gRPC API (needs DATABASE_URL).
+    Bench {
+        #[command(subcommand)]
+        target: BenchTarget,
+    },
     /// Load a deterministic synthetic network into a running suite.
     Seed {
         #[arg(long, default_value_t = 11_500)]
@@ -63,6 +69,23 @@ enum Command {
         /// The customers service; defaults to services.customers.url.
         #[arg(long)]
         endpoint: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchTarget {
+    /// Preview and commit P products over N retailers, then GetEntitlements and
+    /// PlaceOrder under load.
+    Allocation {
+        #[arg(long, default_value_t = 100_000)]
+        retailers: usize,
+        #[arg(long, default_value_t = 200)]
+        products: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Seconds of each load phase.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
 }
 
@@ -116,6 +139,29 @@ async fn main() -> anyhow::Result<()> {
                 TokenIssuer::hs256(settings.auth.hs256_secret.expose()).mint(&claims)?
             );
             Ok(())
+        }
+        Command::Bench {
+            target:
+                BenchTarget::Allocation {
+                    retailers,
+                    products,
+                    concurrency,
+                    seconds,
+                },
+        } => {
+            let mut settings = settings;
+            settings.telemetry.log_filter = "warn".into();
+            let _guard = telemetry::init("distnet", &settings.telemetry);
+            bench::run(
+                settings,
+                bench::AllocationBench {
+                    retailers,
+                    products,
+                    concurrency,
+                    seconds,
+                },
+            )
+            .await
         }
         Command::Seed {
             retailers,
