@@ -3,10 +3,8 @@
 //! `StandingChanged` in the same transaction.
 
 use chrono::{DateTime, Utc};
-use distnet_platform::auth::Caller;
 use distnet_platform::clock::SharedClock;
 use distnet_platform::events::Outbox;
-use distnet_platform::idempotency::{self, Claim, IdempotencyKey};
 use distnet_platform::settings::AccreditationSettings;
 use distnet_platform::{ServiceError, rpc};
 use distnet_proto::accreditation::v1::accreditation_service_server::AccreditationService;
@@ -51,20 +49,7 @@ pub(crate) async fn known_customer(
     })
 }
 
-pub(crate) async fn begin_idempotent<R: prost::Message + Default>(
-    tx: &mut PgConnection,
-    caller: &Caller,
-    request_id: &str,
-    method: &'static str,
-    request: &impl prost::Message,
-) -> Result<Result<IdempotencyKey, R>, ServiceError> {
-    Ok(
-        match idempotency::claim(tx, &caller.idempotency_scope(), request_id, method, request).await? {
-            Claim::Fresh(key) => Ok(key),
-            Claim::Replay(response) => Err(response),
-        },
-    )
-}
+pub(crate) use distnet_platform::idempotency::begin as begin_idempotent;
 
 impl AccreditationApi {
     pub fn new(pool: PgPool, outbox: Outbox, clock: SharedClock, rules: AccreditationSettings) -> Self {

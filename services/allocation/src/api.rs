@@ -5,7 +5,7 @@
 use distnet_platform::auth::Caller;
 use distnet_platform::clock::SharedClock;
 use distnet_platform::events::Outbox;
-use distnet_platform::idempotency::{self, Claim, IdempotencyKey};
+use distnet_platform::idempotency;
 use distnet_platform::validate::parse_name;
 use distnet_platform::{ServiceError, rpc};
 use distnet_proto::allocation::v1::allocation_service_server::AllocationService;
@@ -35,21 +35,7 @@ impl AllocationApi {
     }
 }
 
-/// Claims `request_id` in `tx`: `Ok(key)` to do the work, `Err(response)` to replay.
-pub(crate) async fn begin_idempotent<R: prost::Message + Default>(
-    tx: &mut PgConnection,
-    caller: &Caller,
-    request_id: &str,
-    method: &'static str,
-    request: &impl prost::Message,
-) -> Result<Result<IdempotencyKey, R>, ServiceError> {
-    Ok(
-        match idempotency::claim(tx, &caller.idempotency_scope(), request_id, method, request).await? {
-            Claim::Fresh(key) => Ok(key),
-            Claim::Replay(response) => Err(response),
-        },
-    )
-}
+pub(crate) use distnet_platform::idempotency::begin as begin_idempotent;
 
 /// Runs a mutation and, when it ends in a business refusal, remembers the refusal
 /// under its request id, so a retry gets the same answer (DESIGN.md: a retried

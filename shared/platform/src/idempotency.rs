@@ -159,6 +159,23 @@ pub async fn claim<R: Message + Default>(
     }
 }
 
+/// [`claim`] for an authenticated caller: `Ok(key)` to do the work (then
+/// [`IdempotencyKey::complete`]), `Err(response)` to replay a stored response.
+pub async fn begin<R: Message + Default>(
+    tx: &mut PgConnection,
+    caller: &crate::auth::Caller,
+    request_id: &str,
+    method: &'static str,
+    request: &impl Message,
+) -> Result<Result<IdempotencyKey, R>, ServiceError> {
+    Ok(
+        match claim(tx, &caller.idempotency_scope(), request_id, method, request).await? {
+            Claim::Fresh(key) => Ok(key),
+            Claim::Replay(response) => Err(response),
+        },
+    )
+}
+
 impl IdempotencyKey {
     /// Stores the response with the transaction's effects.
     pub async fn complete(self, tx: &mut PgConnection, response: &impl Message) -> Result<(), ServiceError> {
