@@ -74,7 +74,14 @@ fn products() -> Vec<(PolicyBody, u64)> {
                 },
                 _ => Eligibility::default(),
             };
-            (PolicyBody { rule, eligibility }, available)
+            (
+                PolicyBody {
+                    rule,
+                    eligibility,
+                    dynamic_balance: false,
+                },
+                available,
+            )
         })
         .collect()
 }

@@ -120,6 +120,8 @@ CREATE TABLE allocations (
     unmet_floor       BIGINT NOT NULL,
     eligible          BIGINT NOT NULL,
     released          BIGINT NOT NULL DEFAULT 0,
+    scaled_down       BIGINT NOT NULL DEFAULT 0,
+    balanced_down     BIGINT NOT NULL DEFAULT 0,
     explanation       TEXT NOT NULL,
     committed_by      TEXT NOT NULL,
     committed_at      TIMESTAMPTZ NOT NULL
@@ -140,6 +142,14 @@ CREATE TABLE allocation_tiers (
     -- (COLLATE "C") get one carton more: the first `extra_retailers` by id.
     extra_until      TEXT,
     PRIMARY KEY (allocation_id, tier)
+);
+
+-- Dynamic balance: retailers whose quota a commit scaled down, with that quota.
+CREATE TABLE allocation_adjustments (
+    allocation_id  TEXT NOT NULL REFERENCES allocations (allocation_id),
+    customer_id    TEXT NOT NULL,
+    quota          BIGINT NOT NULL,
+    PRIMARY KEY (allocation_id, customer_id)
 );
 
 -- Created the first time a retailer orders the product in the cycle.

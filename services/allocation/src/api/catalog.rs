@@ -63,6 +63,7 @@ fn policy_to_wire(row: &PolicyRow) -> Policy {
             formats: e.formats.iter().map(|f| i32::from(*f)).collect(),
             target_customers: e.targets.iter().map(|t| format!("customers/{t}")).collect(),
         }),
+        dynamic_balance: row.body.dynamic_balance,
         version: row.version,
         updated_by: row.updated_by.clone(),
         update_time: Some(timestamp(row.updated_at)),
@@ -172,6 +173,7 @@ fn policy_from_wire(policy: &Policy) -> Result<PolicyBody, ServiceError> {
     v.into_result()?;
     let to_i16 = |x: &i32| i16::try_from(*x).unwrap_or(0);
     Ok(PolicyBody {
+        dynamic_balance: policy.dynamic_balance,
         rule,
         eligibility: Eligibility {
             classes: e.classes.iter().map(to_i16).collect(),

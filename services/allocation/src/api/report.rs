@@ -10,6 +10,7 @@ use distnet_proto::allocation::v1::*;
 use super::{AllocationApi, cycle_id, sku};
 use crate::domain::access;
 use crate::domain::balance::{self, Adjustment, BalanceRule, CycleUse};
+use crate::domain::cycle::CycleId;
 use crate::store::runs;
 
 fn bp(part: i64, whole: i64) -> i32 {
@@ -17,6 +18,43 @@ fn bp(part: i64, whole: i64) -> i32 {
         return 0;
     }
     i32::try_from(i128::from(part) * 10_000 / i128::from(whole)).unwrap_or(i32::MAX)
+}
+
+/// Per retailer, its use of the product in each of `cycles` (oldest first); a cycle
+/// it had no allocation in counts as no quota, which breaks a run of low cycles.
+pub(super) fn histories(
+    rows: Vec<(String, String, i64, i64)>,
+    cycles: &[String],
+) -> BTreeMap<String, Vec<CycleUse>> {
+    let mut histories: BTreeMap<String, Vec<CycleUse>> = BTreeMap::new();
+    for (customer, cycle_id, quota, consumed) in rows {
+        let history = histories.entry(customer).or_default();
+        let position = cycles.iter().position(|n| *n == cycle_id).unwrap_or(0);
+        while history.len() < position {
+            history.push(CycleUse { quota: 0, ordered: 0 });
+        }
+        history.push(CycleUse {
+            quota: u64::try_from(quota).unwrap_or(0),
+            ordered: u64::try_from(consumed).unwrap_or(0),
+        });
+    }
+    for history in histories.values_mut() {
+        history.resize(cycles.len(), CycleUse { quota: 0, ordered: 0 });
+    }
+    histories
+}
+
+/// The last `window` cycles up to and including `cycle`, oldest first.
+pub(super) fn cycles_up_to(cycle: CycleId, window: usize) -> Vec<CycleId> {
+    let mut cycles = vec![cycle];
+    while cycles.len() < window {
+        match cycles.last().and_then(|c| c.previous()) {
+            Some(previous) => cycles.push(previous),
+            None => break,
+        }
+    }
+    cycles.reverse();
+    cycles
 }
 
 impl AllocationApi {
@@ -72,32 +110,10 @@ impl AllocationApi {
 
         // Dynamic balance: the last `window` cycles up to this one, oldest first.
         let rule = BalanceRule::default();
-        let mut cycles = vec![cycle];
-        while cycles.len() < rule.window {
-            match cycles.last().and_then(|c| c.previous()) {
-                Some(previous) => cycles.push(previous),
-                None => break,
-            }
-        }
-        cycles.reverse();
+        let cycles = cycles_up_to(cycle, rule.window);
         let names: Vec<String> = cycles.iter().map(ToString::to_string).collect();
-        let mut histories: BTreeMap<String, Vec<CycleUse>> = BTreeMap::new();
-        for (customer, cycle_id, quota, consumed) in runs::use_history(&mut conn, sku, &names).await? {
-            let history = histories.entry(customer).or_default();
-            // A cycle the retailer was not allocated in breaks the run of low cycles.
-            let position = names.iter().position(|n| *n == cycle_id).unwrap_or(0);
-            while history.len() < position {
-                history.push(CycleUse { quota: 0, ordered: 0 });
-            }
-            history.push(CycleUse {
-                quota: u64::try_from(quota).unwrap_or(0),
-                ordered: u64::try_from(consumed).unwrap_or(0),
-            });
-        }
-        for history in histories.values_mut() {
-            while history.len() < names.len() {
-                history.push(CycleUse { quota: 0, ordered: 0 });
-            }
+        let rows = runs::use_history(&mut conn, sku, &names).await?;
+        for history in histories(rows, &names).values() {
             match balance::adjustment(history, &rule) {
                 Adjustment::ScaleDown => report.scale_down_next += 1,
                 Adjustment::QualifiesForRelease => report.qualify_for_release += 1,

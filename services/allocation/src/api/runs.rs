@@ -11,8 +11,10 @@ use distnet_proto::allocation::v1::*;
 use sqlx::PgConnection;
 
 use super::catalog::cycle_window;
+use super::report::{cycles_up_to, histories};
 use super::{AllocationApi, begin_idempotent, cycle_id, sku};
 use crate::domain::access;
+use crate::domain::balance::{BalanceRule, CycleUse, scaled_quotas};
 use crate::domain::cycle::CycleId;
 use crate::domain::eligibility::{Candidate, Population};
 use crate::domain::order::{FullUser, release};
@@ -136,15 +138,16 @@ async fn run_inputs(
 async fn plan_blocking(
     candidates: Vec<Candidate>,
     inputs: Vec<(PolicyRow, SupplyRow)>,
-) -> Result<Vec<Planned>, ServiceError> {
-    let (planned, problems) = tokio::task::spawn_blocking(move || {
+) -> Result<(Vec<Planned>, Population), ServiceError> {
+    let (planned, problems, population) = tokio::task::spawn_blocking(move || {
         let population = Population::new(candidates);
-        plan(&population, inputs)
+        let (planned, problems) = plan(&population, inputs);
+        (planned, problems, population)
     })
     .await
     .map_err(ServiceError::internal)?;
     if problems.is_empty() {
-        return Ok(planned);
+        return Ok((planned, population));
     }
     let mut error = ServiceError::failed_precondition(
         "ALLOCATION_INFEASIBLE",
@@ -154,6 +157,52 @@ async fn plan_blocking(
         error = error.with_precondition("ALLOCATION_INFEASIBLE", format!("products/{sku}"), problem);
     }
     Err(error)
+}
+
+/// Dynamic balance (`domain::balance`): the retailers of the new run whose use of the
+/// product in the previous cycles scales their quota down, as (id, tier quota, new).
+async fn scale_downs(
+    conn: &mut PgConnection,
+    cycle: CycleId,
+    planned: &Planned,
+    population: &Population,
+) -> Result<Vec<(String, u64, u64)>, ServiceError> {
+    let rule = BalanceRule::default();
+    let Some(previous) = cycle.previous() else {
+        return Ok(Vec::new());
+    };
+    let names: Vec<String> = cycles_up_to(previous, rule.window)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let rows = store::use_history(conn, &planned.supply.sku, &names).await?;
+    let histories = histories(rows, &names);
+    let eligibility = &planned.policy.body.eligibility;
+    let quota_of = |customer: &str| -> u64 {
+        let Some(c) = population.find(customer).filter(|c| eligibility.admits(c)) else {
+            return 0;
+        };
+        let index = usize::try_from(c.tier).unwrap_or(0).saturating_sub(1);
+        let base = planned.outcome.tiers.get(index).map_or(0, |t| t.quota);
+        let plus_one = planned
+            .extra_until
+            .get(index)
+            .and_then(Option::as_ref)
+            .is_some_and(|cut| c.customer_id.as_bytes() <= cut.as_bytes());
+        base + u64::from(plus_one)
+    };
+    let quotas: Vec<(&str, u64, &[CycleUse])> = histories
+        .iter()
+        .map(|(customer, history)| (customer.as_str(), quota_of(customer), history.as_slice()))
+        .collect();
+    let scaled = scaled_quotas(quotas.iter().copied(), &rule);
+    Ok(scaled
+        .into_iter()
+        .map(|(customer, to)| {
+            let from = quota_of(&customer);
+            (customer, from, to)
+        })
+        .collect())
 }
 
 fn validate_run(request_id: Option<&str>, cycle: &str, products: &[String]) -> Result<CycleId, ServiceError> {
@@ -182,7 +231,7 @@ impl AllocationApi {
         let inputs = run_inputs(&mut conn, cycle, &message.products, false).await?;
         let (candidates, grading_version) = store::live_candidates(&mut conn).await?;
         drop(conn);
-        let planned = plan_blocking(candidates, inputs).await?;
+        let (planned, _) = plan_blocking(candidates, inputs).await?;
         let now = self.clock.now();
         let snapshot = Snapshot {
             id: String::new(),
@@ -245,15 +294,27 @@ impl AllocationApi {
         }
         let snapshot = store::snapshot(&mut tx, now).await?;
         let candidates = store::snapshot_candidates(&mut tx, &snapshot.id).await?;
-        let planned = plan_blocking(candidates, inputs).await?;
+        let (planned, population) = plan_blocking(candidates, inputs).await?;
         for id in &superseded {
             store::supersede(&mut tx, id).await?;
         }
         let mut allocations = Vec::with_capacity(planned.len());
         for p in &planned {
-            let row = AllocationRow::new(&p.context(), &p.outcome, &snapshot, &caller.sub, now);
+            let mut row = AllocationRow::new(&p.context(), &p.outcome, &snapshot, &caller.sub, now);
+            let scaled = if p.policy.body.dynamic_balance {
+                scale_downs(&mut tx, cycle, p, &population).await?
+            } else {
+                Vec::new()
+            };
+            row.scaled_down = i64::try_from(scaled.len()).unwrap_or(i64::MAX);
+            row.balanced_down = scaled
+                .iter()
+                .map(|(_, from, to)| i64::try_from(from - to).unwrap_or(0))
+                .sum();
             let tiers = p.tier_rows();
             store::insert(&mut tx, &row, &tiers).await?;
+            let adjusted: Vec<(String, u64)> = scaled.into_iter().map(|(id, _, to)| (id, to)).collect();
+            store::insert_adjustments(&mut tx, &row.allocation_id, &adjusted).await?;
             allocations.push(row.to_wire(&tiers));
         }
         let reply = CommitAllocationResponse { allocations };

@@ -80,6 +80,22 @@ pub fn adjusted_quota(tier_quota: u64, adjustment: Adjustment, rule: &BalanceRul
     }
 }
 
+/// The quotas dynamic balance changes at a commit: for each retailer with its
+/// quota in the new run and its history (oldest first), the scaled quota of those
+/// the rule scales down. Everyone else keeps the tier quota.
+pub fn scaled_quotas<'a>(
+    retailers: impl IntoIterator<Item = (&'a str, u64, &'a [CycleUse])>,
+    rule: &BalanceRule,
+) -> Vec<(String, u64)> {
+    retailers
+        .into_iter()
+        .filter_map(|(customer, quota, history)| {
+            let scaled = adjusted_quota(quota, adjustment(history, rule), rule);
+            (scaled < quota).then(|| (customer.to_string(), scaled))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +128,15 @@ mod tests {
             adjustment(&[used(10, 10)], &rule),
             Adjustment::QualifiesForRelease
         );
+    }
+
+    #[test]
+    fn only_retailers_scaled_down_are_listed() {
+        let rule = BalanceRule::default();
+        let low = vec![used(10, 1); 4];
+        let full = vec![used(10, 10); 4];
+        let scaled = scaled_quotas([("r-1", 10, low.as_slice()), ("r-2", 10, full.as_slice())], &rule);
+        assert_eq!(scaled, vec![("r-1".to_string(), 8)]);
     }
 
     proptest! {

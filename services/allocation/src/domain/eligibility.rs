@@ -126,7 +126,7 @@ impl Population {
         self.groups.iter().map(|(g, _)| g.tier).max().unwrap_or(0)
     }
 
-    fn find(&self, customer_id: &str) -> Option<&Candidate> {
+    pub fn find(&self, customer_id: &str) -> Option<&Candidate> {
         self.candidates
             .binary_search_by(|c| c.customer_id.as_str().cmp(customer_id))
             .ok()

@@ -19,6 +19,9 @@ pub enum Rule {
 pub struct PolicyBody {
     pub rule: Rule,
     pub eligibility: Eligibility,
+    /// Apply dynamic balance (`domain::balance`) at commit.
+    #[serde(default)]
+    pub dynamic_balance: bool,
 }
 
 impl Rule {

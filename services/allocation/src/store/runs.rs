@@ -139,6 +139,8 @@ pub struct AllocationRow {
     pub unmet_floor: i64,
     pub eligible: i64,
     pub released: i64,
+    pub scaled_down: i64,
+    pub balanced_down: i64,
     pub explanation: String,
     pub committed_by: String,
     pub committed_at: DateTime<Utc>,
@@ -226,6 +228,8 @@ impl AllocationRow {
             unmet_floor: to_i64(outcome.unmet_floor),
             eligible: to_i64(outcome.eligible),
             released: 0,
+            scaled_down: 0,
+            balanced_down: 0,
             explanation: outcome.explanation.clone(),
             committed_by: by.to_string(),
             committed_at: at,
@@ -259,6 +263,8 @@ impl AllocationRow {
             commit_time: (self.state != AllocationState::Preview as i16)
                 .then(|| timestamp(self.committed_at)),
             explanation: self.explanation.clone(),
+            scaled_down_retailers: self.scaled_down,
+            balanced_down: self.balanced_down,
         }
     }
 }
@@ -295,9 +301,9 @@ pub async fn insert(
     sqlx::query(
         "INSERT INTO allocations (allocation_id, sku, cycle_id, state, kind, policy_version, snapshot_id, \
          grading_version, classes, area_ids, formats, targets, supply_available, target, total, leftover, \
-         shortfall, unmet_floor, eligible, released, explanation, committed_by, committed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-         $21, $22, $23)",
+         shortfall, unmet_floor, eligible, released, explanation, committed_by, committed_at, scaled_down, \
+         balanced_down) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+         $19, $20, $21, $22, $23, $24, $25)",
     )
     .bind(&row.allocation_id)
     .bind(&row.sku)
@@ -322,6 +328,8 @@ pub async fn insert(
     .bind(&row.explanation)
     .bind(&row.committed_by)
     .bind(row.committed_at)
+    .bind(row.scaled_down)
+    .bind(row.balanced_down)
     .execute(&mut *tx)
     .await?;
     let mut builder: QueryBuilder<Postgres> = QueryBuilder::new(
@@ -389,12 +397,13 @@ pub async fn list(
 fn entitled_quota() -> String {
     format!(
         "CASE WHEN sr.customer_id IS NOT NULL AND {ELIGIBLE} \
-         THEN coalesce(t.quota, 0) + {PLUS_ONE} ELSE 0 END"
+         THEN coalesce(adj.quota, coalesce(t.quota, 0) + {PLUS_ONE}) ELSE 0 END"
     )
 }
 
 const ENTITLEMENT_JOINS: &str = "LEFT JOIN snapshot_retailers sr ON sr.snapshot_id = a.snapshot_id AND sr.customer_id = $1 \
-     LEFT JOIN allocation_tiers t ON t.allocation_id = a.allocation_id AND t.tier = sr.tier";
+     LEFT JOIN allocation_tiers t ON t.allocation_id = a.allocation_id AND t.tier = sr.tier \
+     LEFT JOIN allocation_adjustments adj ON adj.allocation_id = a.allocation_id AND adj.customer_id = $1";
 
 /// A PROPORTIONAL +1: the retailer's id is at or below its tier's cut-off, bytewise
 /// as `domain::eligibility::Population::extra_cutoffs` compares.
@@ -478,6 +487,29 @@ pub async fn consume(
     .bind(cartons)
     .fetch_optional(&mut *tx)
     .await?)
+}
+
+/// Dynamic balance: the retailers a commit scaled down, with their quota.
+pub async fn insert_adjustments(
+    tx: &mut PgConnection,
+    allocation_id: &str,
+    scaled: &[(String, u64)],
+) -> Result<(), ServiceError> {
+    if scaled.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = scaled.iter().map(|(id, _)| id.as_str()).collect();
+    let quotas: Vec<i64> = scaled.iter().map(|(_, q)| to_i64(*q)).collect();
+    sqlx::query(
+        "INSERT INTO allocation_adjustments (allocation_id, customer_id, quota) \
+         SELECT $1, id, quota FROM unnest($2::text[], $3::bigint[]) AS s(id, quota)",
+    )
+    .bind(allocation_id)
+    .bind(&ids)
+    .bind(&quotas)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// One retailer's entitlement for one product (for a refusal's explanation).
@@ -607,10 +639,12 @@ pub async fn use_history(
 ) -> Result<Vec<(String, String, i64, i64)>, ServiceError> {
     let sql = format!(
         "SELECT sr.customer_id, a.cycle_id, \
-         coalesce(c.quota, coalesce(t.quota, 0) + {PLUS_ONE}) \
+         coalesce(c.quota, adj.quota, coalesce(t.quota, 0) + {PLUS_ONE}) \
          + coalesce(c.extra, 0) AS quota, coalesce(c.consumed, 0) AS consumed \
          FROM allocations a JOIN snapshot_retailers sr ON sr.snapshot_id = a.snapshot_id \
          LEFT JOIN allocation_tiers t ON t.allocation_id = a.allocation_id AND t.tier = sr.tier \
+         LEFT JOIN allocation_adjustments adj ON adj.allocation_id = a.allocation_id \
+         AND adj.customer_id = sr.customer_id \
          LEFT JOIN consumption c ON c.sku = a.sku AND c.cycle_id = a.cycle_id AND c.customer_id = sr.customer_id \
          WHERE a.sku = $1 AND a.cycle_id = ANY($2) AND a.state = 2 AND {ELIGIBLE} \
          ORDER BY sr.customer_id, a.cycle_id"
