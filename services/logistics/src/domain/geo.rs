@@ -88,7 +88,7 @@ mod tests {
         ) {
             let (a, b) = (LatLng { lat: a.0, lng: a.1 }, LatLng { lat: b.0, lng: b.1 });
             let d = haversine_m(a, b);
-            prop_assert!(d >= 0.0 && d <= std::f64::consts::PI * EARTH_RADIUS_M + 1.0);
+            prop_assert!((0.0..=std::f64::consts::PI * EARTH_RADIUS_M + 1.0).contains(&d));
             prop_assert!((d - haversine_m(b, a)).abs() < 1e-6);
             prop_assert!(haversine_m(a, a) < 1e-6);
             let road = RoadModel::default();
