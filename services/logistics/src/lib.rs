@@ -1,4 +1,91 @@
-//! Logistics: turns confirmed orders into planned routes and proof of delivery.
-//! The rules live in `domain/`; the service follows (issue 5).
+//! Logistics: turns confirmed orders into shipments with delivery slots, over a
+//! network of depots, zones and vehicles; route planning with `vrp-core` and delivery
+//! execution build on it.
 
+pub mod api;
+mod customers;
 pub mod domain;
+mod events;
+mod store;
+
+use std::time::Duration;
+
+use distnet_platform::clock::{self, SharedClock};
+use distnet_platform::events::EventInbox;
+use distnet_platform::server::{self, ServeSpec, ServerHandle, Shutdown};
+use distnet_platform::{Settings, auth, db};
+use distnet_proto::events::v1::event_sink_server::EventSinkServer;
+use distnet_proto::logistics::v1::logistics_service_server::LogisticsServiceServer;
+use tonic::server::NamedService as _;
+use tonic::service::Routes;
+
+/// Schema, events source and application name.
+pub const SERVICE: &str = "logistics";
+
+/// Events this service consumes.
+pub const CONSUMES: &[&str] = &["OrderConfirmed", "OrderCancelled", "CustomerChanged"];
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Creates or upgrades this service's schema; returns a pool on it.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
+    let pool = db::pool(&settings.database, SERVICE)?;
+    db::migrate(&pool, SERVICE, &MIGRATIONS, &settings.database).await?;
+    Ok(pool)
+}
+
+/// Serves on `listener` until `shutdown`, on the wall clock.
+pub async fn serve(
+    settings: &Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<ServerHandle> {
+    serve_with_clock(settings, listener, shutdown, clock::system()).await
+}
+
+/// Serves with an injected clock.
+pub async fn serve_with_clock(
+    settings: &Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: Shutdown,
+    clock: SharedClock,
+) -> anyhow::Result<ServerHandle> {
+    let pool = migrate(settings).await?;
+    let claims = auth::Claims::new(
+        SERVICE,
+        auth::Role::Service,
+        Duration::from_secs(10 * 365 * 24 * 3600),
+    );
+    let token = auth::TokenIssuer::hs256(settings.auth.hs256_secret.expose()).mint(&claims)?;
+    let customers = customers::Customers::new(
+        &settings.services.customers.url,
+        &token,
+        Duration::from_millis(settings.server.request_timeout_ms.max(100)),
+    )?;
+
+    let api = api::LogisticsApi::new(pool.clone(), clock);
+    let inbox = EventInbox::new(pool, events::Consumer { customers }, api::DOMAIN);
+    let limit = settings.server.max_message_bytes;
+    let routes = Routes::new(
+        LogisticsServiceServer::new(api)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit),
+    )
+    .add_service(
+        EventSinkServer::new(inbox)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit),
+    );
+    server::serve(ServeSpec {
+        domain: api::DOMAIN,
+        grpc_services: &[
+            LogisticsServiceServer::<api::LogisticsApi>::NAME,
+            EventSinkServer::<EventInbox<events::Consumer>>::NAME,
+        ],
+        routes,
+        listener,
+        settings,
+        shutdown,
+    })
+    .await
+}

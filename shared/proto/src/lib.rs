@@ -26,6 +26,12 @@ pub mod customers {
     }
 }
 
+pub mod logistics {
+    pub mod v1 {
+        tonic::include_proto!("distnet.logistics.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("distnet.events.v1");

@@ -1,5 +1,7 @@
 //! The rules of logistics, free of I/O: delivery slots from cut-offs and calendars,
-//! and distances and travel times. Route planning over `vrp-core` follows.
+//! distances and travel times, and who may do what. Route planning over `vrp-core`
+//! follows.
 
+pub mod access;
 pub mod geo;
 pub mod slot;

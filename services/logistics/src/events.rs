@@ -1,0 +1,134 @@
+//! What logistics consumes: `OrderConfirmed` makes a shipment (once per order) with
+//! its zone, depot and delivery slot; `OrderCancelled` drops it; `CustomerChanged`
+//! keeps the customer cache fresh.
+
+use chrono::{DateTime, Utc};
+use distnet_platform::ServiceError;
+use distnet_platform::events::EventHandler;
+use distnet_proto::events::v1::{CustomerChanged, EventEnvelope, OrderCancelled, OrderConfirmed};
+use distnet_proto::logistics::v1::ShipmentStatus;
+use prost::Name as _;
+use sqlx::PgConnection;
+
+use crate::customers::Customers;
+use crate::domain::slot::delivery_slot;
+use crate::store::{self, CachedCustomer, ShipmentRow, network};
+
+pub struct Consumer {
+    pub customers: Customers,
+}
+
+fn strip<'a>(name: &'a str, collection: &str) -> &'a str {
+    name.strip_prefix(collection)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(name)
+}
+
+fn time(t: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+}
+
+impl Consumer {
+    /// The retailer from the cache, or from `BatchGetCustomers` (then cached).
+    async fn customer(
+        &self,
+        tx: &mut PgConnection,
+        customer_id: &str,
+    ) -> Result<CachedCustomer, ServiceError> {
+        if let Some(cached) = store::customer(tx, customer_id).await? {
+            return Ok(cached);
+        }
+        let fetched = self
+            .customers
+            .batch_get(vec![format!("customers/{customer_id}")])
+            .await?;
+        let customer = fetched
+            .first()
+            .map(CachedCustomer::of)
+            .ok_or_else(|| ServiceError::unavailable(format!("customers/{customer_id} not returned")))?;
+        store::upsert_customer(tx, &customer, Utc::now()).await?;
+        Ok(customer)
+    }
+
+    async fn confirmed(&self, tx: &mut PgConnection, changed: OrderConfirmed) -> Result<(), ServiceError> {
+        let Some(order) = changed.order else {
+            return Ok(());
+        };
+        let customer_id = strip(&order.customer, "customers").to_string();
+        let customer = self.customer(tx, &customer_id).await?;
+        let area_id = if order.area_id.is_empty() {
+            customer.area_id.clone()
+        } else {
+            order.area_id.clone()
+        };
+        let confirmed_at = time(order.create_time).unwrap_or_else(Utc::now);
+        let zone = network::zone_for_area(tx, &area_id).await?;
+        let depot = match &zone {
+            Some(zone) => network::depot(tx, &zone.depot_id).await?,
+            None => None,
+        };
+        let slot = match (&zone, &depot) {
+            (Some(zone), Some(depot)) => {
+                let tz: chrono_tz::Tz = depot.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+                delivery_slot(
+                    confirmed_at,
+                    &tz,
+                    &depot.schedule(),
+                    &zone.cycle(),
+                    &depot.calendar(),
+                )
+                .ok()
+            }
+            _ => None,
+        };
+        let status = if slot.is_some() {
+            ShipmentStatus::Pending
+        } else {
+            ShipmentStatus::Unzoned
+        };
+        let row = ShipmentRow {
+            shipment_id: uuid::Uuid::now_v7().to_string(),
+            order_id: strip(&order.name, "orders").to_string(),
+            customer_id,
+            area_id,
+            zone_id: zone.as_ref().map(|z| z.zone_id.clone()),
+            depot_id: zone.as_ref().map(|z| z.depot_id.clone()),
+            cartons: order.lines.iter().map(|l| l.cartons).sum(),
+            value_fen: order.value.map_or(0, |v| v.fen),
+            slot_date: slot.map(|s| s.date),
+            slot_half: slot.map_or(0, |s| store::half_code(s.half)),
+            status: status as i16,
+            confirmed_at,
+            updated_at: Utc::now(),
+        };
+        store::insert_shipment(tx, &row).await
+    }
+}
+
+#[tonic::async_trait]
+impl EventHandler for Consumer {
+    async fn handle(&self, tx: &mut PgConnection, event: &EventEnvelope) -> Result<(), ServiceError> {
+        let Some(payload) = &event.payload else {
+            return Err(ServiceError::invalid_field("events.payload", "must be set"));
+        };
+        if event.event_type == OrderConfirmed::full_name() {
+            self.confirmed(tx, payload.to_msg()?).await
+        } else if event.event_type == OrderCancelled::full_name() {
+            let cancelled: OrderCancelled = payload.to_msg()?;
+            match cancelled.order {
+                Some(order) => store::cancel_order(tx, strip(&order.name, "orders"), Utc::now()).await,
+                None => Ok(()),
+            }
+        } else if event.event_type == CustomerChanged::full_name() {
+            let changed: CustomerChanged = payload.to_msg()?;
+            match changed.customer {
+                Some(customer) => {
+                    store::upsert_customer(tx, &CachedCustomer::of(&customer), Utc::now()).await
+                }
+                None => Ok(()),
+            }
+        } else {
+            Ok(())
+        }
+    }
+}

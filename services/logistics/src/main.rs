@@ -1,0 +1,18 @@
+//! `logistics-svc`: the logistics service on its own, for production.
+
+use distnet_platform::server::{Shutdown, bind, termination_signal};
+use distnet_platform::{Settings, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    let mut telemetry = telemetry::init(distnet_logistics::SERVICE, &settings.telemetry);
+    let listener = bind(&settings, settings.services.logistics.port).await?;
+    let shutdown = Shutdown::new();
+    let server = distnet_logistics::serve(&settings, listener, shutdown.clone()).await?;
+    termination_signal().await;
+    shutdown.trigger();
+    server.wait().await?;
+    telemetry.shutdown();
+    Ok(())
+}

@@ -1,0 +1,459 @@
+//! The delivery network and shipments through real gRPC: a customers server and a
+//! logistics server on ephemeral ports against one fresh database; orders arrive as
+//! `OrderConfirmed` on logistics' `EventSink`, as allocation's relay delivers them.
+
+use chrono::{DateTime, Utc};
+use distnet_platform::auth::{Claims, Role};
+use distnet_platform::clock::ManualClock;
+use distnet_platform::server::{ServerHandle, Shutdown};
+use distnet_proto::allocation::v1::{Order, OrderLine};
+use distnet_proto::common::v1::{LatLng, Money, TimeOfDay};
+use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
+use distnet_proto::customers::v1::{CreateCustomerRequest, Customer, CustomerFormat, Settlement};
+use distnet_proto::events::v1::event_sink_client::EventSinkClient;
+use distnet_proto::events::v1::{DeliverRequest, EventEnvelope, OrderCancelled, OrderConfirmed};
+use distnet_proto::logistics::v1::logistics_service_client::LogisticsServiceClient;
+use distnet_proto::logistics::v1::*;
+use distnet_testkit::{Bearer, TestDb};
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+type Client = LogisticsServiceClient<InterceptedService<Channel, Bearer>>;
+
+/// Chengdu's DC.
+const DEPOT: (f64, f64) = (30.6586, 104.0648);
+
+struct Suite {
+    logistics: Channel,
+    customers: Channel,
+    handles: Vec<ServerHandle>,
+    shutdown: Shutdown,
+    _db: TestDb,
+}
+
+impl Suite {
+    async fn start() -> Self {
+        let db = TestDb::new().await.expect("database");
+        let mut settings = distnet_testkit::settings(&db.url);
+        let shutdown = Shutdown::new();
+        let customers_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let customers = distnet_customers::serve(&settings, customers_listener, shutdown.clone())
+            .await
+            .expect("customers");
+        settings.services.customers.url = format!("http://{}", customers.local_addr);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let clock = ManualClock::new(Utc::now());
+        let logistics = distnet_logistics::serve_with_clock(
+            &settings,
+            listener,
+            shutdown.clone(),
+            std::sync::Arc::new(clock),
+        )
+        .await
+        .expect("logistics");
+        Self {
+            logistics: distnet_testkit::channel(logistics.local_addr)
+                .await
+                .expect("connect"),
+            customers: distnet_testkit::channel(customers.local_addr)
+                .await
+                .expect("connect"),
+            handles: vec![customers, logistics],
+            shutdown,
+            _db: db,
+        }
+    }
+
+    fn as_role(&self, role: Role, sub: &str, depot: Option<&str>) -> Client {
+        let mut claims = Claims::new(sub, role, std::time::Duration::from_secs(3600));
+        claims.depot = depot.map(String::from);
+        if role == Role::Retailer {
+            claims.customer = Some(sub.to_string());
+        }
+        LogisticsServiceClient::with_interceptor(
+            self.logistics.clone(),
+            Bearer(Some(distnet_testkit::token(&claims))),
+        )
+    }
+
+    async fn create_customer(&self, id: &str, area: &str, at: (f64, f64)) {
+        let token = distnet_testkit::token_for(Role::Admin, "admin", &[]);
+        CustomerServiceClient::with_interceptor(self.customers.clone(), Bearer(Some(token)))
+            .create_customer(CreateCustomerRequest {
+                request_id: format!("create-{id}"),
+                customer_id: id.into(),
+                customer: Some(Customer {
+                    display_name: format!("店 {id}"),
+                    format: CustomerFormat::Grocery as i32,
+                    settlement: Settlement::Cash as i32,
+                    area_id: area.into(),
+                    owner_id: "cm-1".into(),
+                    location: Some(LatLng {
+                        latitude: at.0,
+                        longitude: at.1,
+                    }),
+                    ..Customer::default()
+                }),
+            })
+            .await
+            .expect("customer");
+    }
+
+    async fn deliver(&self, kind: &str, aggregate: &str, payload: prost_types::Any) {
+        let token = distnet_testkit::token_for(Role::Service, "allocation", &[]);
+        EventSinkClient::with_interceptor(self.logistics.clone(), Bearer(Some(token)))
+            .deliver(DeliverRequest {
+                events: vec![EventEnvelope {
+                    event_id: rid(),
+                    event_type: format!("distnet.events.v1.{kind}"),
+                    source: "allocation".into(),
+                    aggregate: aggregate.into(),
+                    payload: Some(payload),
+                    ..EventEnvelope::default()
+                }],
+            })
+            .await
+            .expect("delivered");
+    }
+
+    async fn confirm(&self, order: &Order) {
+        let payload = prost_types::Any::from_msg(&OrderConfirmed {
+            order: Some(order.clone()),
+        })
+        .expect("any");
+        self.deliver("OrderConfirmed", &order.name, payload).await;
+    }
+
+    async fn stop(self) {
+        self.shutdown.trigger();
+        for handle in self.handles {
+            handle.wait().await.expect("clean shutdown");
+        }
+    }
+}
+
+fn rid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn order(id: &str, customer: &str, area: &str, confirmed: &str, cartons: i64) -> Order {
+    let at: DateTime<Utc> = DateTime::parse_from_rfc3339(confirmed)
+        .expect("time")
+        .with_timezone(&Utc);
+    Order {
+        name: format!("orders/{id}"),
+        customer: format!("customers/{customer}"),
+        area_id: area.into(),
+        lines: vec![OrderLine {
+            product: "products/zhonghua".into(),
+            cartons,
+            ..OrderLine::default()
+        }],
+        value: Some(Money {
+            currency_code: "CNY".into(),
+            fen: cartons * 25_000,
+        }),
+        create_time: Some(prost_types::Timestamp {
+            seconds: at.timestamp(),
+            nanos: 0,
+        }),
+        ..Order::default()
+    }
+}
+
+fn zone(id: &str, areas: &[&str], cycle: (i32, i32), frequency: Frequency) -> Zone {
+    Zone {
+        name: format!("zones/{id}"),
+        display_name: id.into(),
+        depot: "depots/chengdu".into(),
+        area_ids: areas.iter().map(|a| a.to_string()).collect(),
+        cycle_days: cycle.0,
+        cycle_day: cycle.1,
+        cycle_anchor: "2026-11-23".into(),
+        frequency: frequency as i32,
+        ..Zone::default()
+    }
+}
+
+/// The Chengdu depot (closed on 2026-11-26), an inner twice-daily zone for area-01
+/// and an outer once-daily zone for area-02, both delivered every day.
+async fn network(dispatcher: &mut Client) {
+    dispatcher
+        .upsert_depot(UpsertDepotRequest {
+            request_id: rid(),
+            depot: Some(Depot {
+                name: "depots/chengdu".into(),
+                display_name: "成都配送中心".into(),
+                location: Some(LatLng {
+                    latitude: DEPOT.0,
+                    longitude: DEPOT.1,
+                }),
+                time_zone: "Asia/Shanghai".into(),
+                non_working_days: vec!["2026-11-26".into()],
+                picking_capacity_cases: 2_000,
+                ..Depot::default()
+            }),
+        })
+        .await
+        .expect("depot");
+    for zone in [
+        zone("inner", &["area-01"], (1, 0), Frequency::TwiceDaily),
+        zone("outer", &["area-02"], (1, 0), Frequency::OnceDaily),
+    ] {
+        dispatcher
+            .upsert_zone(UpsertZoneRequest {
+                request_id: rid(),
+                zone: Some(zone),
+            })
+            .await
+            .expect("zone");
+    }
+}
+
+async fn shipments(client: &mut Client, request: ListShipmentsRequest) -> Vec<Shipment> {
+    client
+        .list_shipments(request)
+        .await
+        .expect("list")
+        .into_inner()
+        .shipments
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_order_becomes_one_shipment_in_its_zones_next_slot() {
+    let suite = Suite::start().await;
+    let mut dispatcher = suite.as_role(Role::Dispatcher, "disp-1", Some("chengdu"));
+    network(&mut dispatcher).await;
+    suite.create_customer("shop-1", "area-01", (30.66, 104.08)).await;
+    suite.create_customer("shop-9", "area-09", (30.70, 104.10)).await;
+
+    // Confirmed Tuesday 10:00: the 11:30 batch, delivered Wednesday morning.
+    let confirmed = order(
+        "0195a000-0000-7000-8000-000000000001",
+        "shop-1",
+        "area-01",
+        "2026-11-24T10:00:00+08:00",
+        75,
+    );
+    suite.confirm(&confirmed).await;
+    // A second delivery of the same order (a new event id) still makes one shipment.
+    suite.confirm(&confirmed).await;
+    let listed = shipments(
+        &mut dispatcher,
+        ListShipmentsRequest {
+            depot: "depots/chengdu".into(),
+            slot_date: "2026-11-25".into(),
+            ..ListShipmentsRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let shipment = &listed[0];
+    assert_eq!(shipment.zone, "zones/inner");
+    assert_eq!(shipment.slot_half, Half::Morning as i32);
+    assert_eq!(shipment.status, ShipmentStatus::Pending as i32);
+    assert!((shipment.cases - 1.5).abs() < 1e-9, "75 cartons are 1.5 cases");
+    assert_eq!(
+        shipment.customer_display_name, "店 shop-1",
+        "fetched with BatchGetCustomers"
+    );
+    assert!(shipment.location.is_some());
+
+    // Confirmed Wednesday 15:00: the 17:30 batch; Thursday is a holiday: Friday afternoon.
+    let late = order(
+        "0195a000-0000-7000-8000-000000000002",
+        "shop-1",
+        "area-01",
+        "2026-11-25T15:00:00+08:00",
+        50,
+    );
+    suite.confirm(&late).await;
+    let friday = shipments(
+        &mut dispatcher,
+        ListShipmentsRequest {
+            slot_date: "2026-11-27".into(),
+            slot_half: Half::Afternoon as i32,
+            ..ListShipmentsRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(friday.len(), 1, "{friday:?}");
+
+    // An area no zone covers waits for a dispatcher.
+    let unzoned = order(
+        "0195a000-0000-7000-8000-000000000003",
+        "shop-9",
+        "area-09",
+        "2026-11-24T10:00:00+08:00",
+        10,
+    );
+    suite.confirm(&unzoned).await;
+    let waiting = shipments(
+        &mut suite.as_role(Role::Admin, "ops", None),
+        ListShipmentsRequest {
+            status: ShipmentStatus::Unzoned as i32,
+            ..ListShipmentsRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(waiting.len(), 1);
+
+    // Cancelling the order drops its shipment.
+    let payload = prost_types::Any::from_msg(&OrderCancelled {
+        order: Some(confirmed.clone()),
+    })
+    .expect("any");
+    suite.deliver("OrderCancelled", &confirmed.name, payload).await;
+    let dropped = dispatcher
+        .get_shipment(GetShipmentRequest {
+            name: shipment.name.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(dropped.status, ShipmentStatus::Cancelled as i32);
+
+    // The retailer sees its own shipment; another retailer does not learn it exists.
+    suite
+        .as_role(Role::Retailer, "shop-1", None)
+        .get_shipment(GetShipmentRequest {
+            name: shipment.name.clone(),
+        })
+        .await
+        .expect("own shipment");
+    let hidden = suite
+        .as_role(Role::Retailer, "shop-9", None)
+        .get_shipment(GetShipmentRequest {
+            name: shipment.name.clone(),
+        })
+        .await
+        .expect_err("hidden");
+    assert_eq!(hidden.code(), Code::NotFound);
+    suite.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_network_is_validated_and_kept_to_each_dispatchers_depot() {
+    let suite = Suite::start().await;
+    let mut dispatcher = suite.as_role(Role::Dispatcher, "disp-1", Some("chengdu"));
+    network(&mut dispatcher).await;
+
+    // An area belongs to one zone.
+    let overlap = dispatcher
+        .upsert_zone(UpsertZoneRequest {
+            request_id: rid(),
+            zone: Some(zone(
+                "other",
+                &["area-01", "area-05"],
+                (3, 2),
+                Frequency::OnceDaily,
+            )),
+        })
+        .await
+        .expect_err("area-01 is zoned");
+    assert_eq!(overlap.code(), Code::FailedPrecondition);
+
+    // Twice a day only within 25 km: a retailer ~40 km out keeps area-07 once a day. It
+    // reaches logistics' cache through BatchGetCustomers when an order needs it.
+    suite.create_customer("far-1", "area-07", (30.95, 104.35)).await;
+    suite
+        .confirm(&order(
+            "0195a000-0000-7000-8000-0000000000f1",
+            "far-1",
+            "area-07",
+            "2026-11-24T10:00:00+08:00",
+            5,
+        ))
+        .await;
+    let beyond = dispatcher
+        .upsert_zone(UpsertZoneRequest {
+            request_id: rid(),
+            zone: Some(zone("far", &["area-07"], (3, 1), Frequency::TwiceDaily)),
+        })
+        .await
+        .expect_err("beyond the band");
+    assert_eq!(beyond.code(), Code::FailedPrecondition);
+    dispatcher
+        .upsert_zone(UpsertZoneRequest {
+            request_id: rid(),
+            zone: Some(zone("far", &["area-07"], (3, 1), Frequency::OnceDaily)),
+        })
+        .await
+        .expect("once a day is fine");
+
+    let van = |name: &str, start: i32, end: i32| Vehicle {
+        name: format!("vehicles/{name}"),
+        display_name: "川A·12345".into(),
+        depot: "depots/chengdu".into(),
+        capacity_cases: 45,
+        crew_size: 2,
+        shift_start: Some(TimeOfDay {
+            hours: start,
+            minutes: 0,
+        }),
+        shift_end: Some(TimeOfDay {
+            hours: end,
+            minutes: 0,
+        }),
+        ..Vehicle::default()
+    };
+    let vehicle = dispatcher
+        .upsert_vehicle(UpsertVehicleRequest {
+            request_id: rid(),
+            vehicle: Some(van("van-01", 8, 15)),
+        })
+        .await
+        .expect("vehicle")
+        .into_inner();
+    assert_eq!(vehicle.capacity_cases, 45);
+    let invalid = dispatcher
+        .upsert_vehicle(UpsertVehicleRequest {
+            request_id: rid(),
+            vehicle: Some(van("van-02", 18, 8)),
+        })
+        .await
+        .expect_err("a shift ends after it starts");
+    assert_eq!(invalid.code(), Code::InvalidArgument);
+
+    let schedule = dispatcher
+        .set_cutoff_schedule(SetCutoffScheduleRequest {
+            request_id: rid(),
+            depot: "depots/chengdu".into(),
+            cutoffs: vec![Cutoff {
+                at: Some(TimeOfDay {
+                    hours: 14,
+                    minutes: 0,
+                }),
+                delivery_days: 1,
+                delivery_half: Half::Morning as i32,
+            }],
+        })
+        .await
+        .expect("schedule")
+        .into_inner();
+    assert_eq!(schedule.cutoffs.len(), 1);
+
+    // A dispatcher of another depot cannot change this one; agents read the network.
+    let denied = suite
+        .as_role(Role::Dispatcher, "disp-2", Some("mianyang"))
+        .upsert_vehicle(UpsertVehicleRequest {
+            request_id: rid(),
+            vehicle: Some(van("van-03", 8, 15)),
+        })
+        .await
+        .expect_err("other depot");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let zones = suite
+        .as_role(Role::CallCenterAgent, "cc-1", None)
+        .list_zones(ListZonesRequest {
+            depot: "depots/chengdu".into(),
+            ..ListZonesRequest::default()
+        })
+        .await
+        .expect("readable")
+        .into_inner()
+        .zones;
+    assert_eq!(zones.len(), 3);
+    suite.stop().await;
+}
