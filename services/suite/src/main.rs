@@ -121,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
             distnet_customers::migrate(&settings).await?.close().await;
             distnet_accreditation::migrate(&settings).await?.close().await;
             distnet_allocation::migrate(&settings).await?.close().await;
+            distnet_logistics::migrate(&settings).await?.close().await;
             let names: Vec<&str> = up::SERVICES.iter().map(|(name, _)| *name).collect();
             println!("migrated: {}", names.join(", "));
             Ok(())

@@ -22,6 +22,7 @@ pub const SERVICES: &[(&str, &[&str])] = &[
     (distnet_customers::SERVICE, distnet_customers::CONSUMES),
     (distnet_accreditation::SERVICE, distnet_accreditation::CONSUMES),
     (distnet_allocation::SERVICE, distnet_allocation::CONSUMES),
+    (distnet_logistics::SERVICE, distnet_logistics::CONSUMES),
 ];
 
 fn consumes(service: &str, event: &str) -> bool {
@@ -65,17 +66,21 @@ pub async fn run(mut settings: Settings, options: UpOptions) -> anyhow::Result<(
     let accreditation_listener = bind(&settings, settings.services.accreditation.port).await?;
     let customers_addr = customers_listener.local_addr()?;
     let allocation_listener = bind(&settings, settings.services.allocation.port).await?;
+    let logistics_listener = bind(&settings, settings.services.logistics.port).await?;
     let accreditation_addr = accreditation_listener.local_addr()?;
     let allocation_addr = allocation_listener.local_addr()?;
+    let logistics_addr = logistics_listener.local_addr()?;
     settings.services.customers.url = format!("http://{customers_addr}");
     settings.services.accreditation.url = format!("http://{accreditation_addr}");
     settings.services.allocation.url = format!("http://{allocation_addr}");
+    settings.services.logistics.url = format!("http://{logistics_addr}");
 
     let shutdown = Shutdown::new();
     let customers = distnet_customers::serve(&settings, customers_listener, shutdown.clone()).await?;
     let accreditation =
         distnet_accreditation::serve(&settings, accreditation_listener, shutdown.clone()).await?;
     let allocation = distnet_allocation::serve(&settings, allocation_listener, shutdown.clone()).await?;
+    let logistics = distnet_logistics::serve(&settings, logistics_listener, shutdown.clone()).await?;
 
     print_banner(
         &settings,
@@ -83,6 +88,7 @@ pub async fn run(mut settings: Settings, options: UpOptions) -> anyhow::Result<(
             ("customers", customers_addr),
             ("accreditation", accreditation_addr),
             ("allocation", allocation_addr),
+            ("logistics", logistics_addr),
         ],
         cluster.as_ref(),
         &options,
@@ -144,6 +150,7 @@ pub async fn run(mut settings: Settings, options: UpOptions) -> anyhow::Result<(
     customers.wait().await?;
     accreditation.wait().await?;
     allocation.wait().await?;
+    logistics.wait().await?;
     if let Some(cluster) = cluster {
         tokio::task::block_in_place(|| cluster.stop_server(false))?;
         println!("private PostgreSQL stopped");

@@ -48,6 +48,7 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
         .env("DISTNET__SERVICES__CUSTOMERS__PORT", "0")
         .env("DISTNET__SERVICES__ACCREDITATION__PORT", "0")
         .env("DISTNET__SERVICES__ALLOCATION__PORT", "0")
+        .env("DISTNET__SERVICES__LOGISTICS__PORT", "0")
         .env("DISTNET__TELEMETRY__LOG_FILTER", "warn")
         .env("DISTNET__SERVER__SHUTDOWN_GRACE_MS", "200")
         .stdout(Stdio::piped())
