@@ -290,10 +290,10 @@ impl<H: EventHandler> EventInbox<H> {
         }
     }
 
-    async fn apply(&self, event: &EventEnvelope) -> Result<bool, ServiceError> {
+    /// Records `event` in the inbox and applies it inside `tx`; `false` = seen before.
+    async fn apply(&self, tx: &mut PgConnection, event: &EventEnvelope) -> Result<bool, ServiceError> {
         let event_id = uuid::Uuid::parse_str(&event.event_id)
             .map_err(|_| ServiceError::invalid_field("events.event_id", "must be a UUID"))?;
-        let mut tx = self.pool.begin().await?;
         let new = sqlx::query(
             "INSERT INTO inbox (event_id, event_type, source) VALUES ($1, $2, $3)
              ON CONFLICT (event_id) DO NOTHING",
@@ -306,10 +306,28 @@ impl<H: EventHandler> EventInbox<H> {
         .rows_affected()
             == 1;
         if new {
-            self.handler.handle(&mut tx, event).await?;
-            tx.commit().await?;
+            self.handler.handle(tx, event).await?;
         }
         Ok(new)
+    }
+
+    /// Applies a delivery's events in order in one transaction: one commit per batch
+    /// instead of one per event. Any failure rolls the whole batch back and the relay
+    /// resends it; events already recorded are skipped, so the effect stays exactly once.
+    async fn apply_all(&self, events: &[EventEnvelope]) -> Result<DeliverResponse, ServiceError> {
+        let mut tx = self.pool.begin().await?;
+        let mut response = DeliverResponse::default();
+        for event in events {
+            let span = tracing::info_span!("event.apply", event_type = %event.event_type, aggregate = %event.aggregate);
+            telemetry::continue_trace_from_map(&span, &event.trace_context);
+            if self.apply(&mut tx, event).instrument(span).await? {
+                response.applied += 1;
+            } else {
+                response.duplicates += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(response)
     }
 }
 
@@ -323,23 +341,10 @@ impl<H: EventHandler> EventSink for EventInbox<H> {
         caller
             .require(&[Role::Service, Role::Admin])
             .map_err(|e| e.into_status(self.domain))?;
-        let mut response = DeliverResponse::default();
-        for event in &request.get_ref().events {
-            let span = tracing::info_span!("event.apply", event_type = %event.event_type, aggregate = %event.aggregate);
-            telemetry::continue_trace_from_map(&span, &event.trace_context);
-            // Events apply in order; the first failure stops the batch so the
-            // relay retries from there.
-            let new = self
-                .apply(event)
-                .instrument(span)
-                .await
-                .map_err(|e| e.into_status(self.domain))?;
-            if new {
-                response.applied += 1;
-            } else {
-                response.duplicates += 1;
-            }
-        }
+        let response = self
+            .apply_all(&request.get_ref().events)
+            .await
+            .map_err(|e| e.into_status(self.domain))?;
         Ok(tonic::Response::new(response))
     }
 }
