@@ -72,3 +72,19 @@ CREATE TABLE shipments (
     updated_at     TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX shipments_slot ON shipments (depot_id, slot_date, slot_half, shipment_id);
+
+-- Route plans, stored as their encoded `distnet.logistics.v1.Plan` with the keys the
+-- service looks them up by; a plan changes only by publication or being superseded.
+CREATE TABLE plans (
+    plan_id       TEXT PRIMARY KEY,
+    depot_id      TEXT NOT NULL REFERENCES depots (depot_id),
+    slot_date     DATE NOT NULL,
+    slot_half     SMALLINT NOT NULL,
+    status        SMALLINT NOT NULL,
+    body          BYTEA NOT NULL,
+    created_at    TIMESTAMPTZ NOT NULL,
+    published_at  TIMESTAMPTZ
+);
+CREATE INDEX plans_slot ON plans (depot_id, slot_date, slot_half, status);
+-- One published plan per slot.
+CREATE UNIQUE INDEX plans_published ON plans (depot_id, slot_date, slot_half) WHERE status = 2;

@@ -16,6 +16,7 @@ use crate::store::{self, ShipmentFilter};
 pub const DOMAIN: &str = "logistics.distnet";
 
 mod network_api;
+mod plans;
 
 pub struct LogisticsApi {
     pool: PgPool,
@@ -200,6 +201,24 @@ impl LogisticsService for LogisticsApi {
     ) -> Result<Response<ListShipmentsResponse>, Status> {
         rpc::handle(DOMAIN, request, |caller, message| {
             self.list_shipments(caller, message)
+        })
+        .await
+    }
+
+    async fn plan_routes(&self, request: Request<PlanRoutesRequest>) -> Result<Response<Plan>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.plan_routes(caller, message)
+        })
+        .await
+    }
+
+    async fn get_plan(&self, request: Request<GetPlanRequest>) -> Result<Response<Plan>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| self.get_plan(caller, message)).await
+    }
+
+    async fn publish_plan(&self, request: Request<PublishPlanRequest>) -> Result<Response<Plan>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.publish_plan(caller, message)
         })
         .await
     }

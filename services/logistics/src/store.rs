@@ -12,6 +12,7 @@ use sqlx::PgConnection;
 use crate::domain::slot::Half;
 
 pub mod network;
+pub mod plans;
 
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -223,7 +224,7 @@ pub async fn cancel_order(
     Ok(())
 }
 
-const VIEW: &str = "SELECT s.*, c.display_name, c.owner_id, c.latitude, c.longitude, c.address, c.receiving_window \
+pub(crate) const VIEW: &str = "SELECT s.*, c.display_name, c.owner_id, c.latitude, c.longitude, c.address, c.receiving_window \
      FROM shipments s LEFT JOIN customer_cache c USING (customer_id)";
 
 pub async fn shipment(conn: &mut PgConnection, id: &str) -> Result<Option<ShipmentView>, ServiceError> {

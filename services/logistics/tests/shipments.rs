@@ -457,3 +457,159 @@ async fn the_network_is_validated_and_kept_to_each_dispatchers_depot() {
     assert_eq!(zones.len(), 3);
     suite.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_is_planned_with_vrp_core_and_published_with_its_drivers() {
+    let suite = Suite::start().await;
+    let mut dispatcher = suite.as_role(Role::Dispatcher, "disp-1", Some("chengdu"));
+    network(&mut dispatcher).await;
+    for van in ["van-01", "van-02"] {
+        dispatcher
+            .upsert_vehicle(UpsertVehicleRequest {
+                request_id: rid(),
+                vehicle: Some(Vehicle {
+                    name: format!("vehicles/{van}"),
+                    display_name: van.into(),
+                    depot: "depots/chengdu".into(),
+                    capacity_cases: 45,
+                    crew_size: 2,
+                    shift_start: Some(TimeOfDay { hours: 8, minutes: 0 }),
+                    shift_end: Some(TimeOfDay {
+                        hours: 15,
+                        minutes: 0,
+                    }),
+                    ..Vehicle::default()
+                }),
+            })
+            .await
+            .expect("vehicle");
+    }
+    // Eight shops within a few km of the depot, 10–30 cases each; one needs 100 cases,
+    // more than a van carries.
+    let mut orders = Vec::new();
+    for i in 0..9 {
+        let id = format!("shop-{i}");
+        let at = (
+            DEPOT.0 + 0.01 * f64::from(i % 3),
+            DEPOT.1 + 0.012 * f64::from(i / 3),
+        );
+        suite.create_customer(&id, "area-01", at).await;
+        let cartons = if i == 8 {
+            5_000
+        } else {
+            500 + 250 * i64::from(i % 3)
+        };
+        let order = order(
+            &format!("0195a000-0000-7000-8000-0000000001{i:02}"),
+            &id,
+            "area-01",
+            "2026-11-24T10:00:00+08:00",
+            cartons,
+        );
+        suite.confirm(&order).await;
+        orders.push(order);
+    }
+
+    let plan = dispatcher
+        .plan_routes(PlanRoutesRequest {
+            request_id: rid(),
+            depot: "depots/chengdu".into(),
+            date: "2026-11-25".into(),
+            half: Half::Morning as i32,
+            time_budget_seconds: 2,
+            seed: 7,
+        })
+        .await
+        .expect("planned")
+        .into_inner();
+    assert_eq!(plan.status, PlanStatus::Draft as i32);
+    let totals = plan.totals.expect("totals");
+    assert_eq!(totals.shipments, 9);
+    assert_eq!(plan.unassigned.len(), 1, "{:?}", plan.unassigned);
+    assert_eq!(plan.unassigned[0].reason, "CAPACITY");
+    let planned: usize = plan.routes.iter().map(|r| r.stops.len()).sum();
+    assert_eq!(planned, 8, "every other shipment is on a route");
+    for route in &plan.routes {
+        assert!(
+            route.load_cases <= 45.0 * f64::from(route.trips) + 1e-9,
+            "{route:?}"
+        );
+        let etas: Vec<i64> = route
+            .stops
+            .iter()
+            .filter_map(|s| s.eta.map(|t| t.seconds))
+            .collect();
+        assert!(etas.windows(2).all(|w| w[0] <= w[1]), "stops in visiting order");
+    }
+    assert!(totals.distance_km > 0.0 && totals.cases > 0.0);
+    assert_eq!(
+        dispatcher
+            .get_plan(GetPlanRequest {
+                name: plan.name.clone()
+            })
+            .await
+            .expect("get")
+            .into_inner(),
+        plan
+    );
+
+    let missing = dispatcher
+        .publish_plan(PublishPlanRequest {
+            request_id: rid(),
+            name: plan.name.clone(),
+            drivers: Default::default(),
+        })
+        .await
+        .expect_err("drivers first");
+    assert_eq!(missing.code(), Code::FailedPrecondition);
+    let drivers = plan
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.vehicle.clone(), format!("driver-{i}")))
+        .collect();
+    let published = dispatcher
+        .publish_plan(PublishPlanRequest {
+            request_id: rid(),
+            name: plan.name.clone(),
+            drivers,
+        })
+        .await
+        .expect("published")
+        .into_inner();
+    assert_eq!(published.status, PlanStatus::Published as i32);
+    assert!(published.routes.iter().all(|r| r.driver.starts_with("driver-")));
+    let planned_now = shipments(
+        &mut dispatcher,
+        ListShipmentsRequest {
+            status: ShipmentStatus::Planned as i32,
+            ..ListShipmentsRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(planned_now.len(), 8);
+
+    // The slot has its published plan: another one cannot be published over it.
+    let again = dispatcher
+        .plan_routes(PlanRoutesRequest {
+            request_id: rid(),
+            depot: "depots/chengdu".into(),
+            date: "2026-11-25".into(),
+            half: Half::Morning as i32,
+            time_budget_seconds: 1,
+            seed: 7,
+        })
+        .await
+        .expect("planned")
+        .into_inner();
+    let refused = dispatcher
+        .publish_plan(PublishPlanRequest {
+            request_id: rid(),
+            name: again.name,
+            drivers: Default::default(),
+        })
+        .await
+        .expect_err("one published plan per slot");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    suite.stop().await;
+}
