@@ -14,7 +14,7 @@ use proptest::prelude::*;
 fn bench_dir() -> PathBuf {
     match std::env::var_os("DISTNET_VRPLIB_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/vrplib"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/vrplib"),
     }
 }
 
