@@ -1,6 +1,7 @@
 //! `distnet`: the all-in-one runner and the operator commands.
 
 mod bench;
+mod bench_routing;
 mod demo;
 mod demo_allocation;
 mod seed;
@@ -87,6 +88,15 @@ enum BenchTarget {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Solve a VRPLIB instance with the route planner and report the gap to the
+    /// best-known solution in the `.sol` beside it.
+    Routing {
+        file: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 #[tokio::main]
@@ -164,6 +174,9 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Bench {
+            target: BenchTarget::Routing { file, seconds, seed },
+        } => bench_routing::run(&file, seconds, seed),
         Command::Seed {
             retailers,
             seed,
