@@ -6,8 +6,6 @@ pub mod domain;
 mod events;
 mod store;
 
-use std::time::Duration;
-
 use distnet_platform::clock::{self, SharedClock};
 use distnet_platform::events::{EventInbox, Outbox, Relay};
 use distnet_platform::server::{self, ServeSpec, ServerHandle, Shutdown};
@@ -56,12 +54,7 @@ pub async fn serve_with_clock(
 ) -> anyhow::Result<ServerHandle> {
     let pool = migrate(settings).await?;
     let outbox = Outbox::new(SERVICE, settings);
-    let claims = auth::Claims::new(
-        SERVICE,
-        auth::Role::Service,
-        Duration::from_secs(10 * 365 * 24 * 3600),
-    );
-    let token = auth::TokenIssuer::hs256(settings.auth.hs256_secret.expose()).mint(&claims)?;
+    let token = auth::service_token(&settings.auth, SERVICE)?;
     Relay::new(pool.clone(), settings, token)?.spawn(shutdown.subscribe());
 
     let api = api::AllocationApi::new(pool.clone(), outbox, clock);

@@ -31,7 +31,7 @@ pub async fn serve(
     let pool = migrate(settings).await?;
 
     let outbox = Outbox::new(SERVICE, settings);
-    let relay_token = service_token(settings)?;
+    let relay_token = auth::service_token(&settings.auth, SERVICE)?;
     Relay::new(pool.clone(), settings, relay_token)?.spawn(shutdown.subscribe());
 
     let api = api::CustomersApi::new(pool, outbox);
@@ -57,14 +57,4 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<sqlx::PgPool> {
     let pool = db::pool(&settings.database, SERVICE)?;
     db::migrate(&pool, SERVICE, &MIGRATIONS, &settings.database).await?;
     Ok(pool)
-}
-
-/// The token this service presents to others (HS256 deployments mint their own).
-fn service_token(settings: &Settings) -> anyhow::Result<String> {
-    let claims = auth::Claims::new(
-        SERVICE,
-        auth::Role::Service,
-        std::time::Duration::from_secs(10 * 365 * 24 * 3600),
-    );
-    auth::TokenIssuer::hs256(settings.auth.hs256_secret.expose()).mint(&claims)
 }

@@ -51,12 +51,7 @@ pub async fn serve_with_clock(
     clock: SharedClock,
 ) -> anyhow::Result<ServerHandle> {
     let pool = migrate(settings).await?;
-    let claims = auth::Claims::new(
-        SERVICE,
-        auth::Role::Service,
-        Duration::from_secs(10 * 365 * 24 * 3600),
-    );
-    let token = auth::TokenIssuer::hs256(settings.auth.hs256_secret.expose()).mint(&claims)?;
+    let token = auth::service_token(&settings.auth, SERVICE)?;
     let customers = customers::Customers::new(
         &settings.services.customers.url,
         &token,

@@ -269,6 +269,17 @@ pub struct TokenIssuer {
     key: EncodingKey,
 }
 
+/// The token a service presents to the others (event relay, `BatchGetCustomers`):
+/// role `service`, subject its name, signed with the configured HS256 secret.
+pub fn service_token(auth: &AuthSettings, service: &str) -> anyhow::Result<String> {
+    let claims = Claims::new(
+        service,
+        Role::Service,
+        std::time::Duration::from_secs(10 * 365 * 24 * 3600),
+    );
+    TokenIssuer::hs256(auth.hs256_secret.expose()).mint(&claims)
+}
+
 impl TokenIssuer {
     pub fn hs256(secret: &str) -> Self {
         Self {

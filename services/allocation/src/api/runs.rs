@@ -363,11 +363,12 @@ impl AllocationApi {
         )
         .await?;
         let (rows, next_page_token) = pagination::finish(rows, &page, &filter, |a| a.allocation_id.clone());
-        let mut allocations = Vec::with_capacity(rows.len());
-        for row in rows {
-            let tiers = store::tiers(&mut conn, &row.allocation_id).await?;
-            allocations.push(row.to_wire(&tiers));
-        }
+        let ids: Vec<String> = rows.iter().map(|r| r.allocation_id.clone()).collect();
+        let tiers = store::tiers_of(&mut conn, &ids).await?;
+        let allocations = rows
+            .iter()
+            .map(|row| row.to_wire(tiers.get(&row.allocation_id).map_or(&[][..], Vec::as_slice)))
+            .collect();
         Ok(ListAllocationsResponse {
             allocations,
             next_page_token,

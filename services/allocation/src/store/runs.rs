@@ -371,6 +371,32 @@ pub async fn tiers(conn: &mut PgConnection, allocation_id: &str) -> Result<Vec<T
     .await?)
 }
 
+#[derive(sqlx::FromRow)]
+struct OwnedTier {
+    allocation_id: String,
+    #[sqlx(flatten)]
+    tier: TierRow,
+}
+
+/// The tiers of several allocations in one query, by allocation id.
+pub async fn tiers_of(
+    conn: &mut PgConnection,
+    allocation_ids: &[String],
+) -> Result<std::collections::HashMap<String, Vec<TierRow>>, ServiceError> {
+    let rows: Vec<OwnedTier> = sqlx::query_as(
+        "SELECT allocation_id, tier, retailers, quota, extra_retailers, total, explanation, extra_until \
+         FROM allocation_tiers WHERE allocation_id = ANY($1) ORDER BY allocation_id, tier",
+    )
+    .bind(allocation_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_allocation: std::collections::HashMap<String, Vec<TierRow>> = std::collections::HashMap::new();
+    for row in rows {
+        by_allocation.entry(row.allocation_id).or_default().push(row.tier);
+    }
+    Ok(by_allocation)
+}
+
 pub async fn list(
     conn: &mut PgConnection,
     cycle_id: &str,
