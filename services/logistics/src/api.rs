@@ -3,6 +3,7 @@
 
 use distnet_platform::auth::Caller;
 use distnet_platform::clock::SharedClock;
+use distnet_platform::events::Outbox;
 use distnet_platform::validate::parse_name;
 use distnet_platform::{ServiceError, pagination, rpc};
 use distnet_proto::logistics::v1::logistics_service_server::LogisticsService;
@@ -15,17 +16,21 @@ use crate::store::{self, ShipmentFilter};
 
 pub const DOMAIN: &str = "logistics.distnet";
 
+mod delivery;
 mod network_api;
 mod plans;
 
+pub use delivery::{MAX_ATTEMPTS, ON_TIME_TOLERANCE_MINUTES};
+
 pub struct LogisticsApi {
     pool: PgPool,
+    outbox: Outbox,
     clock: SharedClock,
 }
 
 impl LogisticsApi {
-    pub fn new(pool: PgPool, clock: SharedClock) -> Self {
-        Self { pool, clock }
+    pub fn new(pool: PgPool, outbox: Outbox, clock: SharedClock) -> Self {
+        Self { pool, outbox, clock }
     }
 }
 
@@ -219,6 +224,40 @@ impl LogisticsService for LogisticsApi {
     async fn publish_plan(&self, request: Request<PublishPlanRequest>) -> Result<Response<Plan>, Status> {
         rpc::handle(DOMAIN, request, |caller, message| {
             self.publish_plan(caller, message)
+        })
+        .await
+    }
+
+    async fn replan_routes(&self, request: Request<ReplanRoutesRequest>) -> Result<Response<Plan>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.replan_routes(caller, message)
+        })
+        .await
+    }
+
+    async fn get_my_route(&self, request: Request<GetMyRouteRequest>) -> Result<Response<MyRoute>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.get_my_route(caller, message)
+        })
+        .await
+    }
+
+    async fn record_stop_event(
+        &self,
+        request: Request<RecordStopEventRequest>,
+    ) -> Result<Response<RecordStopEventResponse>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.record_stop_event(caller, message)
+        })
+        .await
+    }
+
+    async fn get_day_report(
+        &self,
+        request: Request<GetDayReportRequest>,
+    ) -> Result<Response<DayReport>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.get_day_report(caller, message)
         })
         .await
     }

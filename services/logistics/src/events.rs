@@ -100,6 +100,9 @@ impl Consumer {
             status: status as i16,
             confirmed_at,
             updated_at: Utc::now(),
+            plan_id: None,
+            attempts: 0,
+            cartons_delivered: 0,
         };
         store::insert_shipment(tx, &row).await
     }

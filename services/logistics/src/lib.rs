@@ -1,6 +1,6 @@
 //! Logistics: turns confirmed orders into shipments with delivery slots, over a
-//! network of depots, zones and vehicles; route planning with `vrp-core` and delivery
-//! execution build on it.
+//! network of depots, zones and vehicles; plans routes with `vrp-core`; records
+//! deliveries with proof and tells allocation (and customers) how they went.
 
 pub mod api;
 mod customers;
@@ -11,7 +11,7 @@ mod store;
 use std::time::Duration;
 
 use distnet_platform::clock::{self, SharedClock};
-use distnet_platform::events::EventInbox;
+use distnet_platform::events::{EventInbox, Outbox, Relay};
 use distnet_platform::server::{self, ServeSpec, ServerHandle, Shutdown};
 use distnet_platform::{Settings, auth, db};
 use distnet_proto::events::v1::event_sink_server::EventSinkServer;
@@ -52,13 +52,15 @@ pub async fn serve_with_clock(
 ) -> anyhow::Result<ServerHandle> {
     let pool = migrate(settings).await?;
     let token = auth::service_token(&settings.auth, SERVICE)?;
+    let outbox = Outbox::new(SERVICE, settings);
+    Relay::new(pool.clone(), settings, token.clone())?.spawn(shutdown.subscribe());
     let customers = customers::Customers::new(
         &settings.services.customers.url,
         &token,
         Duration::from_millis(settings.server.request_timeout_ms.max(100)),
     )?;
 
-    let api = api::LogisticsApi::new(pool.clone(), clock);
+    let api = api::LogisticsApi::new(pool.clone(), outbox, clock);
     let inbox = EventInbox::new(pool, events::Consumer { customers }, api::DOMAIN);
     let limit = settings.server.max_message_bytes;
     let routes = Routes::new(

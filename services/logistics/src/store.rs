@@ -11,6 +11,7 @@ use sqlx::PgConnection;
 
 use crate::domain::slot::Half;
 
+pub mod delivery;
 pub mod network;
 pub mod plans;
 
@@ -119,6 +120,9 @@ pub struct ShipmentRow {
     pub status: i16,
     pub confirmed_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub plan_id: Option<String>,
+    pub attempts: i32,
+    pub cartons_delivered: i64,
 }
 
 /// A shipment with the customer facts it is shown with.
@@ -179,6 +183,13 @@ impl ShipmentView {
             status: i32::from(s.status),
             confirm_time: Some(timestamp(s.confirmed_at)),
             update_time: Some(timestamp(s.updated_at)),
+            plan: s
+                .plan_id
+                .as_ref()
+                .map(|p| format!("plans/{p}"))
+                .unwrap_or_default(),
+            attempts: s.attempts,
+            cartons_delivered: s.cartons_delivered,
         }
     }
 }
@@ -232,6 +243,19 @@ pub async fn shipment(conn: &mut PgConnection, id: &str) -> Result<Option<Shipme
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?)
+}
+
+/// The shipment, locked until the transaction ends.
+pub async fn shipment_for_update(
+    tx: &mut PgConnection,
+    id: &str,
+) -> Result<Option<ShipmentView>, ServiceError> {
+    Ok(
+        sqlx::query_as(&format!("{VIEW} WHERE s.shipment_id = $1 FOR UPDATE OF s"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?,
+    )
 }
 
 pub struct ShipmentFilter<'a> {

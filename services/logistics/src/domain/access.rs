@@ -36,3 +36,12 @@ pub fn manages_depot(caller: &Caller, depot_id: &str) -> bool {
         _ => true,
     }
 }
+
+/// `GetMyRoute`: drivers only, their own routes.
+pub const DRIVERS: &[Role] = &[Role::Driver];
+
+/// `RecordStopEvent`: the route's driver, or a dispatcher of the depot correcting it.
+pub const STOP_RECORDERS: &[Role] = &[Role::Driver, Role::Dispatcher, Role::Admin];
+
+/// `GetDayReport`.
+pub const REPORT_READERS: &[Role] = &[Role::Dispatcher, Role::Admin];

@@ -185,6 +185,29 @@ pub fn delivery_slot<Tz: TimeZone>(
     Err(SlotError::NoDeliveryDay)
 }
 
+/// Where a failed delivery goes: the zone's next run after `failed`. A twice-daily
+/// zone's morning failure goes on the same day's afternoon run; otherwise the morning
+/// run of the zone's next working delivery day.
+pub fn next_slot(failed: Slot, zone_cycle: &ZoneCycle, calendar: &Calendar) -> Result<Slot, SlotError> {
+    if failed.half == Half::Morning && zone_cycle.frequency == Frequency::TwiceDaily {
+        return Ok(Slot {
+            date: failed.date,
+            half: Half::Afternoon,
+        });
+    }
+    let mut date = failed.date;
+    for _ in 0..HORIZON_DAYS {
+        date = date.succ_opt().ok_or(SlotError::NoDeliveryDay)?;
+        if calendar.is_working(date) && zone_cycle.delivers_on(date) {
+            return Ok(Slot {
+                date,
+                half: Half::Morning,
+            });
+        }
+    }
+    Err(SlotError::NoDeliveryDay)
+}
+
 /// The weekday-independent day number of `date` in the zone's cycle (for reports).
 pub fn cycle_day(zone_cycle: &ZoneCycle, date: NaiveDate) -> u32 {
     let cycle = i64::from(zone_cycle.cycle_days.max(1));
@@ -309,7 +332,92 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_failed_delivery_goes_to_the_zone_s_next_run() {
+        let zone = ZoneCycle {
+            anchor: date("2026-11-23"),
+            cycle_days: 3,
+            day: 0,
+            frequency: Frequency::TwiceDaily,
+        };
+        let morning = Slot {
+            date: date("2026-11-23"),
+            half: Half::Morning,
+        };
+        assert_eq!(
+            next_slot(morning, &zone, &Calendar::default()),
+            Ok(Slot {
+                date: date("2026-11-23"),
+                half: Half::Afternoon
+            }),
+            "a twice-daily zone's morning failure rides the afternoon run"
+        );
+        let afternoon = Slot {
+            half: Half::Afternoon,
+            ..morning
+        };
+        let holiday = Calendar {
+            non_working: [date("2026-11-26")].into_iter().collect(),
+        };
+        assert_eq!(
+            next_slot(afternoon, &zone, &holiday),
+            Ok(Slot {
+                date: date("2026-11-29"),
+                half: Half::Morning
+            }),
+            "the zone's next day (26th) is a holiday: the one after"
+        );
+        let once = ZoneCycle {
+            frequency: Frequency::OnceDaily,
+            ..zone
+        };
+        assert_eq!(
+            next_slot(morning, &once, &Calendar::default()).map(|s| s.date),
+            Ok(date("2026-11-26"))
+        );
+    }
+
     proptest! {
+        #[test]
+        fn a_rescheduled_slot_is_later_and_on_a_working_zone_day(
+            day_offset in 0i64..400,
+            cycle_days in 1u32..6,
+            day in 0u32..6,
+            twice in any::<bool>(),
+            afternoon in any::<bool>(),
+            holidays in prop::collection::btree_set(0i64..60, 0..20),
+        ) {
+            let anchor = date("2026-01-01");
+            let zone = ZoneCycle {
+                anchor,
+                cycle_days,
+                day: day % cycle_days,
+                frequency: if twice { Frequency::TwiceDaily } else { Frequency::OnceDaily },
+            };
+            let failed = Slot {
+                date: add_days(anchor, day_offset),
+                half: if afternoon { Half::Afternoon } else { Half::Morning },
+            };
+            let calendar = Calendar {
+                non_working: holidays.iter().map(|d| add_days(failed.date, *d)).collect(),
+            };
+            let next = next_slot(failed, &zone, &calendar).expect("a slot within the horizon");
+            prop_assert!(next > failed);
+            if next.date != failed.date {
+                prop_assert!(calendar.is_working(next.date));
+                prop_assert!(zone.delivers_on(next.date));
+                prop_assert_eq!(next.half, Half::Morning);
+                // No run of the zone is skipped in between.
+                let mut d = failed.date.succ_opt().expect("date");
+                while d < next.date {
+                    prop_assert!(!(calendar.is_working(d) && zone.delivers_on(d)));
+                    d = d.succ_opt().expect("date");
+                }
+            } else {
+                prop_assert!(twice && !afternoon);
+            }
+        }
+
         #[test]
         fn a_slot_is_after_confirmation_on_a_working_zone_day(
             seconds in 1_750_000_000i64..1_850_000_000,

@@ -154,6 +154,13 @@ impl ZoneRow {
     }
 }
 
+pub async fn zone(conn: &mut PgConnection, id: &str) -> Result<Option<ZoneRow>, ServiceError> {
+    Ok(sqlx::query_as("SELECT * FROM zones WHERE zone_id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?)
+}
+
 pub async fn upsert_zone(tx: &mut PgConnection, z: &ZoneRow) -> Result<ZoneRow, ServiceError> {
     Ok(sqlx::query_as(
         "INSERT INTO zones (zone_id, display_name, depot_id, area_ids, cycle_days, cycle_day, cycle_anchor, \
