@@ -88,12 +88,14 @@ enum BenchTarget {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
-    /// Solve a VRPLIB instance with the route planner and report the gap to the
-    /// best-known solution in the `.sol` beside it.
+    /// Solve VRPLIB instances with the route planner and report the gap to the
+    /// best-known solution in the `.sol` beside each.
     Routing {
-        file: PathBuf,
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Budget per instance; default 2.4 s per 100 customers (CVRP), 60 s (VRPTW).
+        #[arg(long)]
+        seconds: Option<f64>,
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
@@ -175,8 +177,8 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Bench {
-            target: BenchTarget::Routing { file, seconds, seed },
-        } => bench_routing::run(&file, seconds, seed),
+            target: BenchTarget::Routing { files, seconds, seed },
+        } => bench_routing::run(&files, seconds, seed),
         Command::Seed {
             retailers,
             seed,

@@ -1,0 +1,439 @@
+//! Order to delivery end to end, through the four real services on ephemeral ports
+//! against one database, with their real outboxes and relays between them: a retailer
+//! is created (customers), licensed (accreditation), orders (allocation); the order
+//! becomes a shipment, is planned, published and delivered with proof (logistics);
+//! and allocation marks the order delivered.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use distnet_platform::Settings;
+use distnet_platform::auth::{Claims, Role};
+use distnet_platform::clock::ManualClock;
+use distnet_platform::server::{ServerHandle, Shutdown};
+use distnet_proto::accreditation::v1::accreditation_service_client::AccreditationServiceClient;
+use distnet_proto::accreditation::v1::{
+    ApplicationKind, ChecklistItem, DecideApplicationRequest, Decision, InspectionOutcome, Premises,
+    RecordInspectionRequest, SubmitApplicationRequest,
+};
+use distnet_proto::allocation::v1::allocation_service_client::AllocationServiceClient;
+use distnet_proto::allocation::v1::{
+    Channel as OrderChannel, GetOrderRequest, OrderStatus, PlaceOrderLine, PlaceOrderRequest, Product,
+    UpsertProductRequest,
+};
+use distnet_proto::common::v1::{LatLng, Money, TimeOfDay};
+use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
+use distnet_proto::customers::v1::{CreateCustomerRequest, Customer, CustomerFormat, Settlement};
+use distnet_proto::logistics::v1::logistics_service_client::LogisticsServiceClient;
+use distnet_proto::logistics::v1::*;
+use distnet_testkit::{Bearer, TestDb};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+const DEPOT: (f64, f64) = (30.6586, 104.0648);
+
+/// A unique request id without another dependency: time and a counter.
+fn rid() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "e2e-{}-{}",
+        Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn bearer(role: Role, sub: &str, areas: &[&str], depot: Option<&str>) -> Bearer {
+    let mut claims =
+        Claims::new(sub, role, Duration::from_secs(3600)).with_areas(areas.iter().map(|a| a.to_string()));
+    claims.depot = depot.map(String::from);
+    Bearer(Some(distnet_testkit::token(&claims)))
+}
+
+fn channel_for(channel: &Channel, bearer: Bearer) -> InterceptedService<Channel, Bearer> {
+    InterceptedService::new(channel.clone(), bearer)
+}
+
+/// Tuesday 2026-11-24 10:00 in Chengdu: the week's order window is open, before the
+/// 11:30 cut-off, so the order is delivered Wednesday morning.
+fn tuesday_morning() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-24T10:00:00+08:00")
+        .expect("time")
+        .with_timezone(&Utc)
+}
+
+/// Polls `attempt` until it gives `Some`, for up to 30 s.
+async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    for _ in 0..300 {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within 30 s");
+}
+
+/// Every subscription DESIGN.md lists, kept to the events each service consumes.
+fn wired(settings: &mut Settings) {
+    let services: [(&str, &[&str]); 4] = [
+        (distnet_customers::SERVICE, distnet_customers::CONSUMES),
+        (distnet_accreditation::SERVICE, distnet_accreditation::CONSUMES),
+        (distnet_allocation::SERVICE, distnet_allocation::CONSUMES),
+        (distnet_logistics::SERVICE, distnet_logistics::CONSUMES),
+    ];
+    settings.events.subscriptions = Settings::default().events.subscriptions;
+    settings.retain_subscribers(|service, event| {
+        services
+            .iter()
+            .any(|(name, events)| *name == service && events.contains(&event))
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_placed_in_allocation_is_planned_delivered_with_proof_and_marked_delivered() {
+    let db = TestDb::new().await.expect("database");
+    let mut settings = distnet_testkit::settings(&db.url);
+    wired(&mut settings);
+    let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+    let (customers_l, accreditation_l, allocation_l, logistics_l) = (
+        bind().await.expect("bind"),
+        bind().await.expect("bind"),
+        bind().await.expect("bind"),
+        bind().await.expect("bind"),
+    );
+    settings.services.customers.url = format!("http://{}", customers_l.local_addr().expect("addr"));
+    settings.services.accreditation.url = format!("http://{}", accreditation_l.local_addr().expect("addr"));
+    settings.services.allocation.url = format!("http://{}", allocation_l.local_addr().expect("addr"));
+    settings.services.logistics.url = format!("http://{}", logistics_l.local_addr().expect("addr"));
+    let shutdown = Shutdown::new();
+    let clock = ManualClock::new(tuesday_morning());
+    let handles: Vec<ServerHandle> = vec![
+        distnet_customers::serve(&settings, customers_l, shutdown.clone())
+            .await
+            .expect("customers"),
+        distnet_accreditation::serve(&settings, accreditation_l, shutdown.clone())
+            .await
+            .expect("accreditation"),
+        distnet_allocation::serve_with_clock(
+            &settings,
+            allocation_l,
+            shutdown.clone(),
+            Arc::new(clock.clone()),
+        )
+        .await
+        .expect("allocation"),
+        distnet_logistics::serve_with_clock(
+            &settings,
+            logistics_l,
+            shutdown.clone(),
+            Arc::new(clock.clone()),
+        )
+        .await
+        .expect("logistics"),
+    ];
+    let connect = |i: usize| distnet_testkit::channel(handles[i].local_addr);
+    let (customers, accreditation, allocation, logistics) = (
+        connect(0).await.expect("connect"),
+        connect(1).await.expect("connect"),
+        connect(2).await.expect("connect"),
+        connect(3).await.expect("connect"),
+    );
+
+    // Customers: the retailer, e-settled, near the Chengdu DC, receiving 08:30–11:00.
+    let admin = bearer(Role::Admin, "admin-1", &[], None);
+    CustomerServiceClient::new(channel_for(&customers, admin.clone()))
+        .create_customer(CreateCustomerRequest {
+            request_id: rid(),
+            customer_id: "shop-e2e".into(),
+            customer: Some(Customer {
+                display_name: "春熙路便利店".into(),
+                format: CustomerFormat::Grocery as i32,
+                settlement: Settlement::ESettlement as i32,
+                area_id: "area-01".into(),
+                owner_id: "cm-1".into(),
+                location: Some(LatLng {
+                    latitude: DEPOT.0 + 0.02,
+                    longitude: DEPOT.1 + 0.01,
+                }),
+                receiving_window: Some(distnet_proto::common::v1::LocalTimeWindow {
+                    start: Some(TimeOfDay {
+                        hours: 8,
+                        minutes: 30,
+                    }),
+                    end: Some(TimeOfDay {
+                        hours: 11,
+                        minutes: 0,
+                    }),
+                    time_zone: "Asia/Shanghai".into(),
+                }),
+                ..Customer::default()
+            }),
+        })
+        .await
+        .expect("customer");
+
+    // Accreditation: applied, inspected by an inspector, approved by the office.
+    let mut office = AccreditationServiceClient::new(channel_for(&accreditation, admin.clone()));
+    let mut inspector = AccreditationServiceClient::new(channel_for(
+        &accreditation,
+        bearer(Role::MarketInspector, "mi-1", &["area-01"], None),
+    ));
+    let application = eventually("the retailer reaches accreditation", || {
+        let mut office = office.clone();
+        async move {
+            office
+                .submit_application(SubmitApplicationRequest {
+                    request_id: rid(),
+                    customer: "customers/shop-e2e".into(),
+                    kind: ApplicationKind::New as i32,
+                    premises: Some(Premises {
+                        location: Some(LatLng {
+                            latitude: DEPOT.0 + 0.02,
+                            longitude: DEPOT.1 + 0.01,
+                        }),
+                        floor_area_sqm: 40,
+                        format: CustomerFormat::Grocery as i32,
+                        ..Premises::default()
+                    }),
+                    documents: vec![],
+                })
+                .await
+                .ok()
+                .map(|r| r.into_inner())
+        }
+    })
+    .await;
+    inspector
+        .record_inspection(RecordInspectionRequest {
+            request_id: rid(),
+            name: application.name.clone(),
+            outcome: InspectionOutcome::Pass as i32,
+            checklist: vec![ChecklistItem {
+                item: "premises match the application".into(),
+                passed: true,
+                note: String::new(),
+            }],
+        })
+        .await
+        .expect("inspected");
+    office
+        .decide_application(DecideApplicationRequest {
+            request_id: rid(),
+            name: application.name.clone(),
+            decision: Decision::Approve as i32,
+            reasons: vec!["end-to-end test".into()],
+        })
+        .await
+        .expect("approved");
+
+    // Logistics: the DC, its inner zone (area-01, every day, twice daily), one van.
+    let mut dispatcher = LogisticsServiceClient::new(channel_for(
+        &logistics,
+        bearer(Role::Dispatcher, "disp-1", &[], Some("chengdu")),
+    ));
+    dispatcher
+        .upsert_depot(UpsertDepotRequest {
+            request_id: rid(),
+            depot: Some(Depot {
+                name: "depots/chengdu".into(),
+                display_name: "成都配送中心".into(),
+                location: Some(LatLng {
+                    latitude: DEPOT.0,
+                    longitude: DEPOT.1,
+                }),
+                time_zone: "Asia/Shanghai".into(),
+                picking_capacity_cases: 2_000,
+                ..Depot::default()
+            }),
+        })
+        .await
+        .expect("depot");
+    dispatcher
+        .upsert_zone(UpsertZoneRequest {
+            request_id: rid(),
+            zone: Some(Zone {
+                name: "zones/inner".into(),
+                display_name: "一环内".into(),
+                depot: "depots/chengdu".into(),
+                area_ids: vec!["area-01".into()],
+                cycle_days: 1,
+                cycle_day: 0,
+                cycle_anchor: "2026-11-23".into(),
+                frequency: Frequency::TwiceDaily as i32,
+                ..Zone::default()
+            }),
+        })
+        .await
+        .expect("zone");
+    dispatcher
+        .upsert_vehicle(UpsertVehicleRequest {
+            request_id: rid(),
+            vehicle: Some(Vehicle {
+                name: "vehicles/van-01".into(),
+                display_name: "川A-00001".into(),
+                depot: "depots/chengdu".into(),
+                capacity_cases: 45,
+                crew_size: 2,
+                shift_start: Some(TimeOfDay { hours: 8, minutes: 0 }),
+                shift_end: Some(TimeOfDay {
+                    hours: 15,
+                    minutes: 0,
+                }),
+                ..Vehicle::default()
+            }),
+        })
+        .await
+        .expect("vehicle");
+
+    // Allocation: a product in stock; the call center orders 150 cartons (3 cases)
+    // once the license has reached allocation.
+    let planner = bearer(Role::AllocationPlanner, "planner-1", &[], None);
+    AllocationServiceClient::new(channel_for(&allocation, planner))
+        .upsert_product(UpsertProductRequest {
+            request_id: rid(),
+            product: Some(Product {
+                sku: "jiaozi".into(),
+                display_name: "娇子(蓝)".into(),
+                price_class: 4,
+                wholesale_price: Some(Money {
+                    currency_code: "CNY".into(),
+                    fen: 9_000,
+                }),
+                scarce: false,
+                stock_cartons: 1_000,
+                ..Product::default()
+            }),
+        })
+        .await
+        .expect("product");
+    let agent = AllocationServiceClient::new(channel_for(
+        &allocation,
+        bearer(Role::CallCenterAgent, "agent-1", &["area-01"], None),
+    ));
+    let order = eventually("the license reaches allocation and the order is taken", || {
+        let mut agent = agent.clone();
+        async move {
+            agent
+                .place_order(PlaceOrderRequest {
+                    request_id: rid(),
+                    customer: "customers/shop-e2e".into(),
+                    cycle: "cycles/2026-W48".into(),
+                    channel: OrderChannel::CallCenter as i32,
+                    lines: vec![PlaceOrderLine {
+                        product: "products/jiaozi".into(),
+                        cartons: 150,
+                    }],
+                })
+                .await
+                .ok()
+                .map(|r| r.into_inner())
+        }
+    })
+    .await;
+    assert_eq!(order.status, OrderStatus::Confirmed as i32);
+
+    // The order reaches logistics as a shipment for Wednesday morning.
+    let shipment = eventually("OrderConfirmed becomes a shipment", || {
+        let mut dispatcher = dispatcher.clone();
+        async move {
+            dispatcher
+                .list_shipments(ListShipmentsRequest {
+                    depot: "depots/chengdu".into(),
+                    ..ListShipmentsRequest::default()
+                })
+                .await
+                .ok()
+                .and_then(|r| r.into_inner().shipments.into_iter().next())
+        }
+    })
+    .await;
+    assert_eq!(shipment.order, order.name);
+    assert_eq!(
+        (shipment.slot_date.as_str(), shipment.slot_half),
+        ("2026-11-25", Half::Morning as i32)
+    );
+    assert!((shipment.cases - 3.0).abs() < 1e-9);
+
+    // Planned, published, driven.
+    let plan = dispatcher
+        .plan_routes(PlanRoutesRequest {
+            request_id: rid(),
+            depot: "depots/chengdu".into(),
+            date: shipment.slot_date.clone(),
+            half: shipment.slot_half,
+            time_budget_seconds: 1,
+            seed: 1,
+        })
+        .await
+        .expect("planned")
+        .into_inner();
+    assert_eq!(plan.routes.len(), 1, "{plan:?}");
+    dispatcher
+        .publish_plan(PublishPlanRequest {
+            request_id: rid(),
+            name: plan.name.clone(),
+            drivers: [("vehicles/van-01".to_string(), "driver-7".to_string())]
+                .into_iter()
+                .collect(),
+        })
+        .await
+        .expect("published");
+    clock.set(
+        DateTime::parse_from_rfc3339("2026-11-25T09:10:00+08:00")
+            .expect("time")
+            .with_timezone(&Utc),
+    );
+    let mut driver = LogisticsServiceClient::new(channel_for(
+        &logistics,
+        bearer(Role::Driver, "driver-7", &[], None),
+    ));
+    let mine = driver
+        .get_my_route(GetMyRouteRequest::default())
+        .await
+        .expect("my route")
+        .into_inner();
+    let stop = mine.routes[0].route.as_ref().expect("route").stops[0].clone();
+    assert_eq!(stop.shipment, shipment.name);
+    driver
+        .record_stop_event(RecordStopEventRequest {
+            request_id: rid(),
+            shipment: stop.shipment.clone(),
+            kind: StopEventKind::Delivered as i32,
+            proof: Some(ProofOfDelivery {
+                recipient_name: "李店长".into(),
+                photo_sha256: "0f".repeat(32),
+                ..ProofOfDelivery::default()
+            }),
+            ..RecordStopEventRequest::default()
+        })
+        .await
+        .expect("delivered");
+
+    // DeliveryCompleted reaches allocation: the order is delivered.
+    let reader = AllocationServiceClient::new(channel_for(&allocation, admin));
+    let delivered = eventually("allocation marks the order delivered", || {
+        let mut reader = reader.clone();
+        let name = order.name.clone();
+        async move {
+            reader
+                .get_order(GetOrderRequest { name })
+                .await
+                .ok()
+                .map(|r| r.into_inner())
+                .filter(|o| o.status == OrderStatus::Delivered as i32)
+        }
+    })
+    .await;
+    assert_eq!(delivered.name, order.name);
+
+    shutdown.trigger();
+    for handle in handles {
+        handle.wait().await.expect("clean shutdown");
+    }
+}
