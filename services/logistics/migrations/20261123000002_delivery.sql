@@ -1,6 +1,9 @@
 -- Delivery execution: which published route a shipment rides, who drives each route,
 -- and every stop event with its proof of delivery.
 
+-- domain::dispatch::DeliveryModel as JSON: the depot's road estimate and service times.
+ALTER TABLE depots ADD COLUMN delivery_model JSONB NOT NULL DEFAULT '{}';
+
 ALTER TABLE shipments
     ADD COLUMN plan_id           TEXT,
     ADD COLUMN attempts          INTEGER NOT NULL DEFAULT 0,

@@ -4,6 +4,7 @@ mod bench;
 mod bench_routing;
 mod demo;
 mod demo_allocation;
+mod demo_logistics;
 mod seed;
 mod up;
 
@@ -91,8 +92,13 @@ enum BenchTarget {
     /// Solve VRPLIB instances with the route planner and report the gap to the
     /// best-known solution in the `.sol` beside each.
     Routing {
-        #[arg(required = true)]
+        /// VRPLIB `.vrp` files (a `.sol` beside each gives the best-known cost).
+        #[arg(required_unless_present = "demo_day")]
         files: Vec<PathBuf>,
+        /// Plan a day of the demo network's first city zone (≈1,900 stops, 32 vans)
+        /// instead; default budget 30 s.
+        #[arg(long, conflicts_with = "files")]
+        demo_day: bool,
         /// Budget per instance; default 2.4 s per 100 customers (CVRP), 60 s (VRPTW).
         #[arg(long)]
         seconds: Option<f64>,
@@ -177,8 +183,20 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Command::Bench {
-            target: BenchTarget::Routing { files, seconds, seed },
-        } => bench_routing::run(&files, seconds, seed),
+            target:
+                BenchTarget::Routing {
+                    files,
+                    demo_day,
+                    seconds,
+                    seed,
+                },
+        } => {
+            if demo_day {
+                bench_routing::run_demo_day(seconds, seed)
+            } else {
+                bench_routing::run(&files, seconds, seed)
+            }
+        }
         Command::Seed {
             retailers,
             seed,

@@ -178,6 +178,27 @@ fn plan(shape: &NetworkShape) -> Vec<Area> {
     areas
 }
 
+/// Where an area lies: its id, its ring (km from the center) and its sector (degrees
+/// clockwise from north). Logistics zones and depots are laid out from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AreaLayout {
+    pub id: String,
+    pub ring_km: (f64, f64),
+    pub bearing_deg: (f64, f64),
+}
+
+/// The areas of the network `shape` describes, in id order.
+pub fn area_layout(shape: &NetworkShape) -> Vec<AreaLayout> {
+    plan(shape)
+        .into_iter()
+        .map(|a| AreaLayout {
+            id: a.id,
+            ring_km: a.ring_km,
+            bearing_deg: a.bearing_deg,
+        })
+        .collect()
+}
+
 fn manager_id(number: usize) -> String {
     format!("cm-{number:03}")
 }
@@ -291,7 +312,7 @@ fn retailer(rng: &mut SplitMix64, area: &Area, owner: String, at: (f64, f64)) ->
 }
 
 /// The point `km` from `(lat, lng)` along the initial `bearing_deg` on a sphere.
-fn destination((lat, lng): (f64, f64), bearing_deg: f64, km: f64) -> (f64, f64) {
+pub fn destination((lat, lng): (f64, f64), bearing_deg: f64, km: f64) -> (f64, f64) {
     let (phi1, lambda1, theta) = (lat.to_radians(), lng.to_radians(), bearing_deg.to_radians());
     let delta = km / EARTH_RADIUS_KM;
     let sin_phi2 = phi1.sin() * delta.cos() + phi1.cos() * delta.sin() * theta.cos();

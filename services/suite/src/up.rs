@@ -15,7 +15,7 @@ use distnet_platform::settings::{DEV_HS256_SECRET, Secret, TokenAlgorithm};
 use sqlx::Connection as _;
 
 use crate::seed::NetworkShape;
-use crate::{demo, demo_allocation};
+use crate::{demo, demo_allocation, demo_logistics};
 
 /// The services this build runs, with the events each consumes.
 pub const SERVICES: &[(&str, &[&str])] = &[
@@ -96,6 +96,16 @@ pub async fn run(mut settings: Settings, options: UpOptions) -> anyhow::Result<(
 
     if options.demo {
         let secret = settings.auth.hs256_secret.expose();
+        // The delivery network first: orders confirmed later find their zones.
+        let network =
+            demo_logistics::seed_logistics(&settings.services.logistics.url, secret, &options.shape).await?;
+        println!(
+            "demo delivery network ready: {} depots, {} zones, {} vehicles ({:.1} s)",
+            network.depots,
+            network.zones,
+            network.vehicles,
+            network.elapsed.as_secs_f64()
+        );
         let report = demo::seed_customers(&settings.services.customers.url, secret, &options.shape).await?;
         println!(
             "demo network ready: {} retailers in {} areas ({:.1} s)",

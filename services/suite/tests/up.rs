@@ -15,6 +15,8 @@ use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient
 use distnet_proto::customers::v1::{
     CreateCustomerRequest, Customer, CustomerFormat, GetCustomerRequest, ListCustomersRequest, Settlement,
 };
+use distnet_proto::logistics::v1::logistics_service_client::LogisticsServiceClient;
+use distnet_proto::logistics::v1::{ListVehiclesRequest, ListZonesRequest};
 use distnet_testkit::{Bearer, TestDb};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tonic_health::pb::HealthCheckRequest;
@@ -62,7 +64,10 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
     let addr = line_starting_with(&mut lines, "customers listening on").await;
     let accreditation_addr = line_starting_with(&mut lines, "accreditation listening on").await;
     let allocation_addr = line_starting_with(&mut lines, "allocation listening on").await;
+    let logistics_addr = line_starting_with(&mut lines, "logistics listening on").await;
     let token = line_starting_with(&mut lines, "export TOKEN=").await;
+    let network = line_starting_with(&mut lines, "demo delivery network ready:").await;
+    assert!(network.starts_with("4 depots, 9 zones, 44 vehicles"), "{network}");
     let ready = line_starting_with(&mut lines, "demo network ready:").await;
     assert!(ready.starts_with("11500 retailers"), "{ready}");
     let licensing = line_starting_with(&mut lines, "demo licenses ready:").await;
@@ -204,7 +209,7 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
         .await
         .expect("connect");
     let mut allocation_client =
-        AllocationServiceClient::with_interceptor(allocation_channel, Bearer(Some(token_copy)));
+        AllocationServiceClient::with_interceptor(allocation_channel, Bearer(Some(token_copy.clone())));
     let entitlements = allocation_client
         .get_entitlements(GetEntitlementsRequest {
             customer: "customers/r-00001".into(),
@@ -223,6 +228,37 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
         .expect("report")
         .into_inner();
     assert!(report.eligible > 10_000, "{report:?}");
+
+    // The delivery network: the city DC's three zones on the 3-day cycle, its 32 vans.
+    let logistics_channel = distnet_testkit::channel(logistics_addr.parse().expect("address"))
+        .await
+        .expect("connect");
+    let mut logistics = LogisticsServiceClient::with_interceptor(logistics_channel, Bearer(Some(token_copy)));
+    let zones = logistics
+        .list_zones(ListZonesRequest {
+            depot: "depots/chengdu".into(),
+            page_size: 50,
+            page_token: String::new(),
+        })
+        .await
+        .expect("zones")
+        .into_inner()
+        .zones;
+    assert_eq!(
+        zones.iter().map(|z| z.cycle_day).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    let vans = logistics
+        .list_vehicles(ListVehiclesRequest {
+            depot: "depots/chengdu".into(),
+            page_size: 100,
+            page_token: String::new(),
+        })
+        .await
+        .expect("vehicles")
+        .into_inner()
+        .vehicles;
+    assert_eq!(vans.len(), 32);
 
     // SIGTERM stops everything cleanly.
     let pid = child.id().expect("pid").to_string();

@@ -10,7 +10,8 @@ use distnet_proto::logistics::v1::*;
 
 use super::{LogisticsApi, begin_idempotent, parse_date};
 use crate::domain::access;
-use crate::domain::geo::{LatLng, within_twice_daily_band};
+use crate::domain::dispatch::{DeliveryModel, ServiceTimes};
+use crate::domain::geo::{LatLng, RoadModel, within_twice_daily_band};
 use crate::domain::slot::{Cutoff as RuleCutoff, CutoffSchedule};
 use crate::store::network::{self as store, DepotRow, VehicleRow, ZoneRow, half_from_wire};
 
@@ -57,6 +58,45 @@ fn ensure_depot(caller: &Caller, depot_id: &str) -> Result<(), ServiceError> {
     }
 }
 
+/// The depot's delivery model from its fields; 0 means the default.
+fn delivery_model(depot: &Depot, v: &mut Violations) -> DeliveryModel {
+    let defaults = DeliveryModel::default();
+    let or = |value: f64, default: f64| if value == 0.0 { default } else { value };
+    v.check(
+        depot.circuity == 0.0 || (1.0..=3.0).contains(&depot.circuity),
+        "depot.circuity",
+        "must be 1..=3 (0 = 1.3)",
+    );
+    v.check(
+        depot.speed_kmh == 0.0 || (5.0..=120.0).contains(&depot.speed_kmh),
+        "depot.speed_kmh",
+        "must be 5..=120 (0 = 25)",
+    );
+    v.check(
+        (0..=3600).contains(&depot.stop_service_seconds),
+        "depot.stop_service_seconds",
+        "must be 0..=3600 (0 = 240)",
+    );
+    v.check(
+        (0..=600).contains(&depot.service_seconds_per_case),
+        "depot.service_seconds_per_case",
+        "must be 0..=600 (0 = 30)",
+    );
+    DeliveryModel {
+        road: RoadModel {
+            circuity: or(depot.circuity, defaults.road.circuity),
+            speed_kmh: or(depot.speed_kmh, defaults.road.speed_kmh),
+        },
+        service: ServiceTimes {
+            per_stop_s: or(f64::from(depot.stop_service_seconds), defaults.service.per_stop_s),
+            per_case_s: or(
+                f64::from(depot.service_seconds_per_case),
+                defaults.service.per_case_s,
+            ),
+        },
+    }
+}
+
 impl LogisticsApi {
     pub(super) async fn upsert_depot(
         &self,
@@ -88,6 +128,7 @@ impl LogisticsApi {
             "depot.picking_capacity_cases",
             "must be 0..=100,000",
         );
+        let model = delivery_model(&depot, &mut v);
         let id = parse_name(&depot.name, "depots", "depot.name");
         v.into_result()?;
         let id = id?;
@@ -111,6 +152,7 @@ impl LogisticsApi {
                 picking_capacity_cases: depot.picking_capacity_cases,
                 cutoffs: serde_json::to_value(CutoffSchedule::default()).map_err(ServiceError::internal)?,
                 updated_at: self.clock.now(),
+                delivery_model: serde_json::to_value(model).map_err(ServiceError::internal)?,
             },
         )
         .await?;

@@ -19,18 +19,12 @@ use tonic::Code;
 
 use super::{LogisticsApi, begin_idempotent, parse_date};
 use crate::domain::access;
-use crate::domain::geo::RoadModel;
-use crate::domain::routing::{
-    Location, MultiTripRules, RoutingProblem, SolveOptions, Stop, Travel, Vehicle, solve,
-};
+use crate::domain::dispatch::{Delivery, Van};
+use crate::domain::routing::{SolveOptions, solve};
+use crate::domain::slot;
 use crate::store::network::{DepotRow, VehicleRow};
 use crate::store::plans::{self as store, PlanKey};
 use crate::store::{CARTONS_PER_CASE, ShipmentView, timestamp};
-
-/// Time at a stop: parking, checking the goods with the retailer on handover and the
-/// proof of delivery (DOMAIN.md), plus carrying each case in.
-const STOP_SECONDS: f64 = 300.0;
-const SECONDS_PER_CASE: f64 = 60.0;
 
 pub(super) fn plan_id(name: &str) -> Result<&str, ServiceError> {
     name.strip_prefix("plans/")
@@ -43,17 +37,6 @@ fn seconds(t: Option<distnet_proto::common::v1::TimeOfDay>) -> Option<f64> {
     t.map(|t| f64::from(t.hours * 3600 + t.minutes * 60))
 }
 
-/// A vehicle's part of its shift for the slot: the morning run takes the first half,
-/// the afternoon run the second.
-fn slot_shift(start_min: i32, end_min: i32, half: Half) -> (f64, f64) {
-    let (start, end) = (f64::from(start_min) * 60.0, f64::from(end_min) * 60.0);
-    let middle = (start + end) / 2.0;
-    match half {
-        Half::Afternoon => (middle, end),
-        _ => (start, middle),
-    }
-}
-
 fn window_of(view: &ShipmentView) -> Option<LocalTimeWindow> {
     view.receiving_window
         .as_deref()
@@ -64,18 +47,12 @@ fn cases_of(view: &ShipmentView) -> f64 {
     view.shipment.cartons as f64 / CARTONS_PER_CASE
 }
 
-fn stop_of(view: &ShipmentView) -> Option<Stop> {
-    let (lat, lng) = (view.latitude?, view.longitude?);
-    let cases = cases_of(view);
-    let window = window_of(view)
-        .and_then(|w| Some((seconds(w.start)?, seconds(w.end)?)))
-        .filter(|(start, end)| start < end);
-    Some(Stop {
+fn delivery_of(view: &ShipmentView) -> Option<Delivery> {
+    Some(Delivery {
         id: view.shipment.shipment_id.clone(),
-        location: Location::LatLng { lat, lng },
-        demand: cases,
-        service_seconds: STOP_SECONDS + SECONDS_PER_CASE * cases,
-        window,
+        at: (view.latitude?, view.longitude?),
+        cartons: view.shipment.cartons,
+        window: window_of(view).and_then(|w| Some((seconds(w.start)?, seconds(w.end)?))),
     })
 }
 
@@ -119,41 +96,37 @@ async fn solve_slot(
     seed: u64,
 ) -> Result<Solved, ServiceError> {
     let mut unassigned = Vec::new();
-    let mut stops = Vec::with_capacity(shipments.len());
+    let mut deliveries = Vec::with_capacity(shipments.len());
     for view in shipments {
-        match stop_of(view) {
-            Some(stop) => stops.push(stop),
+        match delivery_of(view) {
+            Some(delivery) => deliveries.push(delivery),
             None => unassigned.push(UnassignedShipment {
                 shipment: format!("shipments/{}", view.shipment.shipment_id),
                 reason: "NO_LOCATION".into(),
             }),
         }
     }
-    let road = RoadModel::default();
-    let problem = RoutingProblem {
-        depot: Location::LatLng {
-            lat: input.depot.latitude,
-            lng: input.depot.longitude,
-        },
-        stops,
-        vehicles: vehicles
-            .iter()
-            .map(|v| {
-                let (start, end) = slot_shift(v.shift_start_min, v.shift_end_min, input.half);
-                Vehicle {
-                    id: v.vehicle_id.clone(),
-                    capacity: f64::from(v.capacity_cases),
-                    shift: (start.max(input.not_before_s).min(end), end),
-                    max_trips: 2,
-                }
-            })
-            .collect(),
-        travel: Travel::Haversine {
-            circuity: road.circuity,
-            speed_kmh: road.speed_kmh,
-        },
-        multi_trip: MultiTripRules::default(),
+    let vans: Vec<Van> = vehicles
+        .iter()
+        .map(|v| Van {
+            id: v.vehicle_id.clone(),
+            capacity_cases: v.capacity_cases,
+            shift_start_min: v.shift_start_min,
+            shift_end_min: v.shift_end_min,
+        })
+        .collect();
+    let half = if input.half == Half::Afternoon {
+        slot::Half::Afternoon
+    } else {
+        slot::Half::Morning
     };
+    let problem = input.depot.delivery_model().problem(
+        (input.depot.latitude, input.depot.longitude),
+        &deliveries,
+        &vans,
+        half,
+        input.not_before_s,
+    );
     let options = SolveOptions {
         time_budget,
         seed,

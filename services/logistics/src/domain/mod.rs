@@ -2,6 +2,7 @@
 //! distances and travel times, and route planning over `vrp-core`.
 
 pub mod access;
+pub mod dispatch;
 pub mod geo;
 pub mod routing;
 pub mod slot;

@@ -8,6 +8,7 @@ use distnet_proto::logistics::v1::{Cutoff as WireCutoff, Depot, Frequency as Wir
 use sqlx::PgConnection;
 
 use super::{date_text, half_code, timestamp};
+use crate::domain::dispatch::DeliveryModel;
 use crate::domain::slot::{Calendar, CutoffSchedule, Frequency, Half, ZoneCycle};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -21,6 +22,7 @@ pub struct DepotRow {
     pub picking_capacity_cases: i32,
     pub cutoffs: serde_json::Value,
     pub updated_at: DateTime<Utc>,
+    pub delivery_model: serde_json::Value,
 }
 
 fn time_of_day(t: chrono::NaiveTime) -> TimeOfDay {
@@ -36,6 +38,11 @@ impl DepotRow {
         serde_json::from_value(self.cutoffs.clone()).unwrap_or_default()
     }
 
+    /// The depot's road estimate and service times (defaults where unset).
+    pub fn delivery_model(&self) -> DeliveryModel {
+        serde_json::from_value(self.delivery_model.clone()).unwrap_or_default()
+    }
+
     pub fn calendar(&self) -> Calendar {
         Calendar {
             non_working: self.non_working_days.iter().copied().collect(),
@@ -43,6 +50,7 @@ impl DepotRow {
     }
 
     pub fn to_wire(&self) -> Depot {
+        let model = self.delivery_model();
         Depot {
             name: format!("depots/{}", self.depot_id),
             display_name: self.display_name.clone(),
@@ -64,6 +72,10 @@ impl DepotRow {
                 })
                 .collect(),
             update_time: Some(timestamp(self.updated_at)),
+            circuity: model.road.circuity,
+            speed_kmh: model.road.speed_kmh,
+            stop_service_seconds: model.service.per_stop_s.round() as i32,
+            service_seconds_per_case: model.service.per_case_s.round() as i32,
         }
     }
 }
@@ -71,9 +83,10 @@ impl DepotRow {
 pub async fn upsert_depot(tx: &mut PgConnection, d: &DepotRow) -> Result<DepotRow, ServiceError> {
     Ok(sqlx::query_as(
         "INSERT INTO depots (depot_id, display_name, latitude, longitude, time_zone, non_working_days, \
-         picking_capacity_cases, cutoffs, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         picking_capacity_cases, cutoffs, updated_at, delivery_model) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (depot_id) DO UPDATE SET display_name = $2, latitude = $3, longitude = $4, time_zone = $5, \
-         non_working_days = $6, picking_capacity_cases = $7, updated_at = $9 RETURNING *",
+         non_working_days = $6, picking_capacity_cases = $7, updated_at = $9, delivery_model = $10 RETURNING *",
     )
     .bind(&d.depot_id)
     .bind(&d.display_name)
@@ -84,6 +97,7 @@ pub async fn upsert_depot(tx: &mut PgConnection, d: &DepotRow) -> Result<DepotRo
     .bind(d.picking_capacity_cases)
     .bind(&d.cutoffs)
     .bind(d.updated_at)
+    .bind(&d.delivery_model)
     .fetch_one(&mut *tx)
     .await?)
 }

@@ -32,7 +32,10 @@ use vrp_core::models::{
 use vrp_core::rosomaxa::evolution::{InitialOperator, TelemetryMode};
 use vrp_core::rosomaxa::prelude::{Environment, Float, GenericError, Quota, Random, RandomGen};
 use vrp_core::rosomaxa::utils::{InfoLogger, Parallelism, ThreadPool};
-use vrp_core::solver::{RefinementContext, Solver, VrpConfigBuilder, create_default_init_operators};
+use vrp_core::solver::search::RecreateWithNearestNeighbor;
+use vrp_core::solver::{
+    RecreateInitialOperator, RefinementContext, Solver, VrpConfigBuilder, create_default_init_operators,
+};
 
 use super::schedule::{EngineRoute, Model, Visit, to_cents};
 use super::travel::Matrix;
@@ -50,6 +53,9 @@ const RELOAD_THRESHOLD: f64 = 0.9;
 /// Fixed cost per group index: breaks ties between otherwise equal new routes in favour
 /// of earlier vehicles (vrp-core's distance objective ignores fixed costs).
 const TIE_BREAK_COST: f64 = 1e-6;
+
+/// From this many stops on, the first solution is built by nearest neighbour.
+const LARGE_PROBLEM_STOPS: usize = 300;
 
 /// What the engine found.
 pub(crate) struct Outcome {
@@ -567,8 +573,25 @@ fn solve_inner(
         .set_environment(environment.clone())
         .set_telemetry_mode(TelemetryMode::None);
     // vrp-core's default initial operators (4 initial solutions while under 5 % of the
-    // budget), each arming the deadline once it has produced a solution.
-    let initial = create_default_init_operators(problem.clone(), environment.clone())
+    // budget), each arming the deadline once it has produced a solution. The first
+    // solution comes from the first operator, cheapest insertion, which grows with the
+    // cube of the stops (≈50 s for a demo day's 1,400 stops with windows); large
+    // problems start from nearest neighbour (one position per route) instead.
+    let mut operators = create_default_init_operators(problem.clone(), environment.clone());
+    if candidates.len() > LARGE_PROBLEM_STOPS {
+        let first: Box<
+            dyn InitialOperator<
+                    Context = RefinementContext,
+                    Objective = GoalContext,
+                    Solution = InsertionContext,
+                > + Send
+                + Sync,
+        > = Box::new(RecreateInitialOperator::new(Arc::new(
+            RecreateWithNearestNeighbor::new(environment.random.clone()),
+        )));
+        operators.insert(0, (first, 1));
+    }
+    let initial = operators
         .into_iter()
         .map(|(inner, weight)| {
             let op: InitialOperatorBox = Box::new(ArmDeadline {
