@@ -159,13 +159,16 @@ pub const DEMO_DAY_STOPS: usize = 1_900;
 /// ≈1,900 of its retailers with an order of 10–66 cartons (≈0.76 cases, DOMAIN.md's
 /// 45 cases a van-day over 32 vans), the morning and afternoon runs planned with the
 /// city DC's 32 vans through the planner's problem builder (`domain::dispatch`), each
-/// checked independently. The budget is split between the two runs.
+/// checked independently. The budget (default 28 s, so that the whole day takes under
+/// 30 s) is split between the two runs by their stops.
 pub fn run_demo_day(seconds: Option<f64>, seed: u64) -> anyhow::Result<()> {
     use distnet_logistics::domain::dispatch::{Delivery, DeliveryModel, Van};
     use distnet_logistics::domain::routing::verify_plan;
     use distnet_logistics::domain::slot::Half;
 
-    let budget = seconds.unwrap_or(30.0);
+    // 28 s of search leaves room for building and checking the problems within 30 s.
+    let day_started = Instant::now();
+    let budget = seconds.unwrap_or(28.0);
     anyhow::ensure!(
         budget.is_finite() && budget > 0.0 && budget <= 3600.0,
         "--seconds must be within (0, 3600]"
@@ -276,6 +279,9 @@ pub fn run_demo_day(seconds: Option<f64>, seed: u64) -> anyhow::Result<()> {
         total_assigned += assigned;
         total_stops += deliveries.len();
     }
-    println!("  day: {total_assigned}/{total_stops} stops planned in {total_time:.1} s, every route checked");
+    println!(
+        "  day: {total_assigned}/{total_stops} stops planned in {:.1} s ({total_time:.1} s solving), every route checked",
+        day_started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

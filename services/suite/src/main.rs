@@ -96,7 +96,7 @@ enum BenchTarget {
         #[arg(required_unless_present = "demo_day")]
         files: Vec<PathBuf>,
         /// Plan a day of the demo network's first city zone (≈1,900 stops, 32 vans)
-        /// instead; default budget 30 s.
+        /// instead; default budget 28 s of search (under 30 s in all).
         #[arg(long, conflicts_with = "files")]
         demo_day: bool,
         /// Budget per instance; default 2.4 s per 100 customers (CVRP), 60 s (VRPTW).

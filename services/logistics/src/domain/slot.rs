@@ -271,6 +271,8 @@ mod tests {
         let calendar = Calendar::default();
         let cases = [
             ("2026-11-24T09:00:00+08:00", "2026-11-25", Half::Morning),
+            // DOMAIN.md's example: 11:29 and 11:31 land in different slots.
+            ("2026-11-24T11:29:00+08:00", "2026-11-25", Half::Morning),
             ("2026-11-24T11:30:00+08:00", "2026-11-25", Half::Morning),
             ("2026-11-24T11:31:00+08:00", "2026-11-25", Half::Afternoon),
             ("2026-11-24T17:30:00+08:00", "2026-11-25", Half::Afternoon),
