@@ -73,19 +73,24 @@ async fn shops_with_orders(suite: &Suite, count: usize, cartons: i64) -> Vec<Str
     orders
 }
 
-async fn plan_and_publish(dispatcher: &mut Client) -> Plan {
-    let plan = dispatcher
+/// A draft of Wednesday morning's run, planned within 1 s.
+async fn plan_wednesday_morning(dispatcher: &mut Client, seed: u64) -> Plan {
+    dispatcher
         .plan_routes(PlanRoutesRequest {
             request_id: rid(),
             depot: "depots/chengdu".into(),
             date: "2026-11-25".into(),
             half: Half::Morning as i32,
             time_budget_seconds: 1,
-            seed: 11,
+            seed,
         })
         .await
         .expect("planned")
-        .into_inner();
+        .into_inner()
+}
+
+async fn plan_and_publish(dispatcher: &mut Client) -> Plan {
+    let plan = plan_wednesday_morning(dispatcher, 11).await;
     let drivers = plan
         .routes
         .iter()
@@ -483,18 +488,7 @@ async fn replanning_keeps_routes_under_way_adds_late_orders_and_drops_cancelled_
     let orders = shops_with_orders(&suite, 6, 600).await;
 
     // A draft cannot be re-planned; only what is published.
-    let draft = dispatcher
-        .plan_routes(PlanRoutesRequest {
-            request_id: rid(),
-            depot: "depots/chengdu".into(),
-            date: "2026-11-25".into(),
-            half: Half::Morning as i32,
-            time_budget_seconds: 1,
-            seed: 3,
-        })
-        .await
-        .expect("planned")
-        .into_inner();
+    let draft = plan_wednesday_morning(&mut dispatcher, 3).await;
     let refused = dispatcher
         .replan_routes(ReplanRoutesRequest {
             request_id: rid(),
