@@ -101,12 +101,10 @@ impl LogisticsApi {
         let page = pagination::read(message.page_size, &message.page_token, &filter)?;
         caller.require(access::SHIPMENT_LISTERS)?;
         let depot = match (depot, caller.depot.as_deref()) {
-            (Some(d), _) if !access::manages_depot(&caller, d) => {
-                return Err(ServiceError::permission_denied(format!(
-                    "depots/{d} is not your depot"
-                )));
+            (Some(d), _) => {
+                access::ensure_depot(&caller, d)?;
+                Some(d.to_string())
             }
-            (Some(d), _) => Some(d.to_string()),
             (None, Some(own)) if caller.role == distnet_platform::auth::Role::Dispatcher => {
                 Some(own.to_string())
             }

@@ -138,8 +138,7 @@ pub struct ShipmentView {
     pub receiving_window: Option<Vec<u8>>,
 }
 
-/// DOMAIN.md: 1 case (件) = 50 cartons (条).
-pub const CARTONS_PER_CASE: f64 = 50.0;
+pub use crate::domain::dispatch::CARTONS_PER_CASE;
 
 impl ShipmentView {
     pub fn to_wire(&self) -> Shipment {

@@ -501,18 +501,20 @@ async fn replanning_keeps_routes_under_way_adds_late_orders_and_drops_cancelled_
 
     let plan = plan_and_publish(&mut dispatcher).await;
     assert_eq!(plan.revision, 1);
-    // One van's driver is at its first stop: that route is under way.
+    // One van's first stop was closed: that route is under way, and the failed
+    // shipment now waits for this afternoon's run, not this one.
     let started = plan.routes[0].clone();
     suite
         .as_role(Role::Driver, &started.driver, None)
         .record_stop_event(RecordStopEventRequest {
             request_id: rid(),
             shipment: started.stops[0].shipment.clone(),
-            kind: StopEventKind::Arrived as i32,
+            kind: StopEventKind::Failed as i32,
+            failure_reason: FailureReason::Closed as i32,
             ..RecordStopEventRequest::default()
         })
         .await
-        .expect("arrived");
+        .expect("failed");
 
     // A late order for the same run, and a cancellation of a stop nobody reached.
     suite
@@ -600,8 +602,15 @@ async fn replanning_keeps_routes_under_way_adds_late_orders_and_drops_cancelled_
         expected,
         "its stops stay, in order, less the cancelled one"
     );
-    assert_eq!(kept.stops[0].status, StopStatus::Arrived as i32);
+    assert_eq!(kept.stops[0].status, StopStatus::Failed as i32);
     let all: Vec<&PlannedStop> = replanned.routes.iter().flat_map(|r| &r.stops).collect();
+    assert_eq!(
+        all.iter()
+            .filter(|s| s.shipment == started.stops[0].shipment)
+            .count(),
+        1,
+        "the failed stop is not planned again into the run it failed on"
+    );
     assert!(all.iter().all(|s| s.shipment != cancelled_stop.shipment));
     let late_shipment = shipments(
         &mut dispatcher,

@@ -273,11 +273,7 @@ impl LogisticsApi {
         let vehicle_id = plan.routes[r].vehicle.trim_start_matches("vehicles/").to_string();
         let this_slot = Slot {
             date: parse_date(&plan.date, "date")?,
-            half: if plan.half == Half::Afternoon as i32 {
-                slot::Half::Afternoon
-            } else {
-                slot::Half::Morning
-            },
+            half: network::half_from_wire(plan.half).unwrap_or(slot::Half::Morning),
         };
         let stop = &mut plan.routes[r].stops[i];
         if view.shipment.status == ShipmentStatus::Cancelled as i16 {
@@ -461,12 +457,7 @@ impl LogisticsApi {
         v.into_result()?;
         let (depot_id, date) = (depot_id?, date?);
         caller.require(access::REPORT_READERS)?;
-        if !access::manages_depot(&caller, depot_id) {
-            return Err(ServiceError::permission_denied(format!(
-                "{} is not your depot",
-                message.depot
-            )));
-        }
+        access::ensure_depot(&caller, depot_id)?;
         let mut conn = self.pool.acquire().await?;
         network::depot(&mut conn, depot_id)
             .await?

@@ -48,16 +48,6 @@ fn dates(texts: &[String], field: &str, v: &mut Violations) -> Vec<chrono::Naive
     out
 }
 
-fn ensure_depot(caller: &Caller, depot_id: &str) -> Result<(), ServiceError> {
-    if access::manages_depot(caller, depot_id) {
-        Ok(())
-    } else {
-        Err(ServiceError::permission_denied(format!(
-            "depots/{depot_id} is not your depot"
-        )))
-    }
-}
-
 /// The depot's delivery model from its fields; 0 means the default.
 fn delivery_model(depot: &Depot, v: &mut Violations) -> DeliveryModel {
     let defaults = DeliveryModel::default();
@@ -133,7 +123,7 @@ impl LogisticsApi {
         v.into_result()?;
         let id = id?;
         caller.require(access::NETWORK_EDITORS)?;
-        ensure_depot(&caller, id)?;
+        access::ensure_depot(&caller, id)?;
         let mut tx = self.pool.begin().await?;
         let key =
             match begin_idempotent(&mut tx, &caller, &message.request_id, "UpsertDepot", &message).await? {
@@ -220,7 +210,7 @@ impl LogisticsApi {
         v.into_result()?;
         let id = id?;
         caller.require(access::NETWORK_EDITORS)?;
-        ensure_depot(&caller, id)?;
+        access::ensure_depot(&caller, id)?;
         let mut tx = self.pool.begin().await?;
         let key = match begin_idempotent(
             &mut tx,
@@ -291,7 +281,7 @@ impl LogisticsApi {
         v.into_result()?;
         let (id, depot_id, anchor) = (id?, depot_id?, anchor?);
         caller.require(access::NETWORK_EDITORS)?;
-        ensure_depot(&caller, depot_id)?;
+        access::ensure_depot(&caller, depot_id)?;
         let mut areas = zone.area_ids.clone();
         areas.sort();
         areas.dedup();
@@ -412,7 +402,7 @@ impl LogisticsApi {
         v.into_result()?;
         let (id, depot_id) = (id?, depot_id?);
         caller.require(access::NETWORK_EDITORS)?;
-        ensure_depot(&caller, depot_id)?;
+        access::ensure_depot(&caller, depot_id)?;
         let minutes = |t: NaiveTime| {
             use chrono::Timelike as _;
             i32::try_from(t.hour() * 60 + t.minute()).unwrap_or(0)

@@ -9,10 +9,11 @@ use chrono::{DateTime, NaiveDate, TimeZone as _, Utc};
 use distnet_platform::ServiceError;
 use distnet_platform::auth::Caller;
 use distnet_platform::validate::{Violations, parse_name};
-use distnet_proto::common::v1::{LatLng, LocalTimeWindow, PostalAddress};
+use distnet_proto::common::v1::LocalTimeWindow;
 use distnet_proto::logistics::v1::{
     GetPlanRequest, Half, Plan, PlanRoutesRequest, PlanStatus, PlanTotals, PlannedStop as WireStop,
-    PublishPlanRequest, ReplanRoutesRequest, Route as WireRoute, StopStatus, UnassignedShipment,
+    PublishPlanRequest, ReplanRoutesRequest, Route as WireRoute, ShipmentStatus, StopStatus,
+    UnassignedShipment,
 };
 use prost::Message as _;
 use tonic::Code;
@@ -22,9 +23,9 @@ use crate::domain::access;
 use crate::domain::dispatch::{Delivery, Van};
 use crate::domain::routing::{SolveOptions, solve};
 use crate::domain::slot;
-use crate::store::network::{DepotRow, VehicleRow};
+use crate::store::network::{DepotRow, VehicleRow, half_from_wire};
 use crate::store::plans::{self as store, PlanKey};
-use crate::store::{CARTONS_PER_CASE, ShipmentView, timestamp};
+use crate::store::{ShipmentView, timestamp};
 
 pub(super) fn plan_id(name: &str) -> Result<&str, ServiceError> {
     name.strip_prefix("plans/")
@@ -41,10 +42,6 @@ fn window_of(view: &ShipmentView) -> Option<LocalTimeWindow> {
     view.receiving_window
         .as_deref()
         .and_then(|b| LocalTimeWindow::decode(b).ok())
-}
-
-fn cases_of(view: &ShipmentView) -> f64 {
-    view.shipment.cartons as f64 / CARTONS_PER_CASE
 }
 
 fn delivery_of(view: &ShipmentView) -> Option<Delivery> {
@@ -115,11 +112,7 @@ async fn solve_slot(
             shift_end_min: v.shift_end_min,
         })
         .collect();
-    let half = if input.half == Half::Afternoon {
-        slot::Half::Afternoon
-    } else {
-        slot::Half::Morning
-    };
+    let half = half_from_wire(input.half as i32).unwrap_or(slot::Half::Morning);
     let problem = input.depot.delivery_model().problem(
         (input.depot.latitude, input.depot.longitude),
         &deliveries,
@@ -210,20 +203,15 @@ async fn solve_slot(
 
 /// A stop as the driver sees it, before the solver times it.
 fn wire_stop(view: &ShipmentView) -> WireStop {
+    let shipment = view.to_wire();
     WireStop {
-        shipment: format!("shipments/{}", view.shipment.shipment_id),
-        customer: format!("customers/{}", view.shipment.customer_id),
-        customer_display_name: view.display_name.clone().unwrap_or_default(),
-        location: match (view.latitude, view.longitude) {
-            (Some(latitude), Some(longitude)) => Some(LatLng { latitude, longitude }),
-            _ => None,
-        },
-        cases: cases_of(view),
-        address: view
-            .address
-            .as_deref()
-            .and_then(|b| PostalAddress::decode(b).ok()),
-        receiving_window: window_of(view),
+        shipment: shipment.name,
+        customer: shipment.customer,
+        customer_display_name: shipment.customer_display_name,
+        location: shipment.location,
+        cases: shipment.cases,
+        address: shipment.address,
+        receiving_window: shipment.receiving_window,
         status: StopStatus::Pending as i32,
         ..WireStop::default()
     }
@@ -349,12 +337,7 @@ impl LogisticsApi {
         let (depot_id, date) = (depot_id?, date?);
         let half = half.unwrap_or(Half::Morning);
         caller.require(access::NETWORK_EDITORS)?;
-        if !access::manages_depot(&caller, depot_id) {
-            return Err(ServiceError::permission_denied(format!(
-                "{} is not your depot",
-                message.depot
-            )));
-        }
+        access::ensure_depot(&caller, depot_id)?;
 
         let mut conn = self.pool.acquire().await?;
         let depot = crate::store::network::depot(&mut conn, depot_id)
@@ -545,9 +528,9 @@ impl LogisticsApi {
             .map(|s| (s.shipment.shipment_id.as_str(), s))
             .collect();
         let cancelled = |stop: &WireStop| {
-            by_id.get(shipment_id(stop)).is_none_or(|s| {
-                s.shipment.status == distnet_proto::logistics::v1::ShipmentStatus::Cancelled as i16
-            })
+            by_id
+                .get(shipment_id(stop))
+                .is_none_or(|s| s.shipment.status == ShipmentStatus::Cancelled as i16)
         };
         // Routes under way stay, less the cancelled stops not yet reached.
         let mut kept: Vec<WireRoute> = Vec::new();
@@ -570,11 +553,14 @@ impl LogisticsApi {
                 );
             }
         }
+        // Late: waiting for this slot. (A stop that failed here is pending too, but for
+        // its zone's next run.)
         let late: Vec<&ShipmentView> = shipments
             .iter()
             .filter(|s| {
-                s.shipment.status == distnet_proto::logistics::v1::ShipmentStatus::Pending as i16
-                    && s.shipment.plan_id.is_none()
+                s.shipment.status == ShipmentStatus::Pending as i16
+                    && s.shipment.slot_date == Some(date)
+                    && s.shipment.slot_half == half as i16
             })
             .collect();
         replanned.extend(late.iter().copied());

@@ -2,6 +2,7 @@
 //! admin) run the network of their depot; shipments are seen by dispatchers, the
 //! services, and — one at a time — by those who see the retailer.
 
+use distnet_platform::ServiceError;
 use distnet_platform::auth::{Caller, Role};
 
 pub const NETWORK_EDITORS: &[Role] = &[Role::Dispatcher, Role::Admin];
@@ -34,6 +35,17 @@ pub fn manages_depot(caller: &Caller, depot_id: &str) -> bool {
     match (caller.role, caller.depot.as_deref()) {
         (Role::Dispatcher, Some(own)) => own == depot_id,
         _ => true,
+    }
+}
+
+/// [`manages_depot`], as the `PERMISSION_DENIED` a request for another depot gets.
+pub fn ensure_depot(caller: &Caller, depot_id: &str) -> Result<(), ServiceError> {
+    if manages_depot(caller, depot_id) {
+        Ok(())
+    } else {
+        Err(ServiceError::permission_denied(format!(
+            "depots/{depot_id} is not your depot"
+        )))
     }
 }
 
