@@ -37,6 +37,7 @@ use vrp_core::solver::{
     RecreateInitialOperator, RefinementContext, Solver, VrpConfigBuilder, create_default_init_operators,
 };
 
+use super::polish;
 use super::schedule::{EngineRoute, Model, Visit, to_cents};
 use super::travel::Matrix;
 use super::{MAX_THREADS, RoutingError, SolveOptions, UnassignedReason};
@@ -53,6 +54,11 @@ const RELOAD_THRESHOLD: f64 = 0.9;
 /// Fixed cost per group index: breaks ties between otherwise equal new routes in favour
 /// of earlier vehicles (vrp-core's distance objective ignores fixed costs).
 const TIE_BREAK_COST: f64 = 1e-6;
+
+/// Share of the budget vrp-core gets; our own search (`polish`) spends the rest.
+const ENGINE_SHARE: f64 = 0.5;
+/// With a generation limit, our search is limited to this many iterations per generation.
+const ITERATIONS_PER_GENERATION: u64 = 50;
 
 /// Seconds cheapest insertion takes per stop³, measured on the 2-core machine
 /// (1,400 stops with windows: ≈50 s; it is quadratic in stops × positions).
@@ -541,14 +547,100 @@ pub(crate) fn run(
     candidates: &[usize],
     options: &SolveOptions,
 ) -> Result<Outcome, RoutingError> {
-    let deadline = Instant::now() + options.time_budget;
-    let work = || solve_inner(model, candidates, options, deadline);
+    let started = Instant::now();
+    let deadline = started + options.time_budget;
+    let engine_options = SolveOptions {
+        time_budget: options.time_budget.mul_f64(ENGINE_SHARE),
+        ..options.clone()
+    };
+    let engine_deadline = started + engine_options.time_budget;
+    let work = || {
+        solve_inner(
+            model,
+            candidates,
+            &engine_options,
+            engine_deadline,
+            options.time_budget,
+        )
+    };
     let result = catch_unwind(AssertUnwindSafe(|| match options.threads {
         0 => work(),
         // A dedicated pool: vrp-core's parallel steps (rayon) run on these threads only.
         n => ThreadPool::new(n.min(MAX_THREADS)).execute(work),
     }));
-    result.unwrap_or_else(|_| Err(RoutingError::Engine("vrp-core panicked".into())))
+    let mut outcome = result.unwrap_or_else(|_| Err(RoutingError::Engine("vrp-core panicked".into())))?;
+
+    // Our own search spends the rest of the budget, on as many chains as threads.
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(MAX_THREADS);
+    let left_out: Vec<usize> = outcome.unassigned.iter().map(|&(i, _)| i).collect();
+    let max_iterations = options
+        .max_generations
+        .map(|g| (g as u64).saturating_mul(ITERATIONS_PER_GENERATION));
+    let polished = catch_unwind(AssertUnwindSafe(|| {
+        polish::polish(
+            model,
+            &outcome.routes,
+            &left_out,
+            deadline,
+            options.seed,
+            threads,
+            max_iterations,
+        )
+    }));
+    if let Ok(Some(polished)) = polished {
+        outcome.routes = polished.routes;
+        outcome
+            .unassigned
+            .retain(|(i, _)| polished.unassigned.binary_search(i).is_ok());
+        // A stop the engine served may have made way for one it had left out: it
+        // fits alone (it passed the pre-checks), so capacity or time keeps it out.
+        let explained: Vec<usize> = outcome.unassigned.iter().map(|&(i, _)| i).collect();
+        for &i in &polished.unassigned {
+            if !explained.contains(&i) {
+                outcome
+                    .unassigned
+                    .push((i, left_out_reason(model, &outcome.routes, i)));
+            }
+        }
+    }
+    relabel(model, &mut outcome.routes);
+    Ok(outcome)
+}
+
+/// Why stop `i`, which fits alone, is not in `routes`: capacity when no vehicle has
+/// room left for it, its window (or the shifts) otherwise.
+fn left_out_reason(model: &Model<'_>, routes: &[EngineRoute], i: usize) -> UnassignedReason {
+    let demand = model.demand.get(i).copied().unwrap_or(0);
+    let mut load = vec![0i64; model.capacity.len()];
+    for route in routes {
+        if let Some(l) = load.get_mut(route.vehicle) {
+            *l += route
+                .visits
+                .iter()
+                .filter_map(|v| match v {
+                    Visit::Stop(s) => model.demand.get(*s).copied(),
+                    Visit::Reload => None,
+                })
+                .sum::<i64>();
+        }
+    }
+    let room = (0..load.len()).any(|v| {
+        let trips = model
+            .problem
+            .vehicles
+            .get(v)
+            .map_or(1, |x| i64::from(x.max_trips));
+        load[v] + demand <= model.capacity[v] * trips
+    });
+    if room {
+        model.time_reason(i)
+    } else {
+        UnassignedReason::Capacity
+    }
 }
 
 fn solve_inner(
@@ -556,6 +648,7 @@ fn solve_inner(
     candidates: &[usize],
     options: &SolveOptions,
     deadline: Instant,
+    full_budget: Duration,
 ) -> Result<Outcome, RoutingError> {
     let logger: InfoLogger = Arc::new(|_: &str| {});
     let problem = Arc::new(build_problem(model, candidates, logger.clone())?);
@@ -587,7 +680,7 @@ fn solve_inner(
     // When that would eat the budget, nearest neighbour (one position per route) goes
     // first.
     let mut operators = create_default_init_operators(problem.clone(), environment.clone());
-    if cheapest_insertion_too_slow(candidates.len(), options.time_budget) {
+    if cheapest_insertion_too_slow(candidates.len(), full_budget) {
         let first: Box<
             dyn InitialOperator<
                     Context = RefinementContext,
@@ -642,7 +735,6 @@ fn solve_inner(
             routes.push(EngineRoute { vehicle, visits });
         }
     }
-    relabel(model, &mut routes);
     let unassigned = solution
         .unassigned
         .iter()
