@@ -1,17 +1,25 @@
 //! `distnet.customers.v1.CustomerService`: validate → authorize → store → reply.
 
+mod cases;
+
+pub use cases::{CASE_HANDLERS, CASE_OPENERS, CASE_READERS, CASE_STATS_READERS, escalate_overdue};
+
 use distnet_platform::ServiceError;
 use distnet_platform::auth::{self, Caller};
+use distnet_platform::clock::SharedClock;
 use distnet_platform::events::Outbox;
 use distnet_platform::idempotency::{self, Claim};
 use distnet_platform::pagination;
 use distnet_platform::rpc;
+use distnet_platform::settings::CustomersSettings;
 use distnet_platform::validate::{Violations, is_valid_id, parse_name};
 use distnet_proto::customers::v1::customer_service_server::CustomerService;
 use distnet_proto::customers::v1::{
-    BatchGetCustomersRequest, BatchGetCustomersResponse, CreateCustomerRequest, Customer, CustomerFormat,
-    CustomerStatus, GetCustomerRequest, ListCustomersRequest, ListCustomersResponse,
-    ListOwnershipHistoryRequest, ListOwnershipHistoryResponse, ReassignOwnerRequest, UpdateCustomerRequest,
+    BatchGetCustomersRequest, BatchGetCustomersResponse, Case, CaseStats, CloseCaseRequest,
+    CreateCustomerRequest, Customer, CustomerFormat, CustomerStatus, GetCaseRequest, GetCaseStatsRequest,
+    GetCustomerRequest, ListCasesRequest, ListCasesResponse, ListCustomersRequest, ListCustomersResponse,
+    ListOwnershipHistoryRequest, ListOwnershipHistoryResponse, OpenCaseRequest, ReassignOwnerRequest,
+    RecordCallbackRequest, ResolveCaseRequest, TransferCaseRequest, UpdateCustomerRequest,
 };
 use distnet_proto::events::v1::CustomerChanged;
 use sqlx::PgPool;
@@ -30,11 +38,18 @@ const MAX_BATCH: usize = 1000;
 pub struct CustomersApi {
     pool: PgPool,
     outbox: Outbox,
+    clock: SharedClock,
+    settings: CustomersSettings,
 }
 
 impl CustomersApi {
-    pub fn new(pool: PgPool, outbox: Outbox) -> Self {
-        Self { pool, outbox }
+    pub fn new(pool: PgPool, outbox: Outbox, clock: SharedClock, settings: CustomersSettings) -> Self {
+        Self {
+            pool,
+            outbox,
+            clock,
+            settings,
+        }
     }
 }
 
@@ -374,5 +389,64 @@ impl CustomerService for CustomersApi {
         request: Request<ListOwnershipHistoryRequest>,
     ) -> Result<Response<ListOwnershipHistoryResponse>, Status> {
         rpc::handle(DOMAIN, request, |caller, message| self.history(caller, message)).await
+    }
+
+    async fn open_case(&self, request: Request<OpenCaseRequest>) -> Result<Response<Case>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| self.open_case(caller, message)).await
+    }
+
+    async fn get_case(&self, request: Request<GetCaseRequest>) -> Result<Response<Case>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| self.get_case(caller, message)).await
+    }
+
+    async fn transfer_case(&self, request: Request<TransferCaseRequest>) -> Result<Response<Case>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.transfer_case(caller, message)
+        })
+        .await
+    }
+
+    async fn resolve_case(&self, request: Request<ResolveCaseRequest>) -> Result<Response<Case>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.resolve_case(caller, message)
+        })
+        .await
+    }
+
+    async fn record_callback(
+        &self,
+        request: Request<RecordCallbackRequest>,
+    ) -> Result<Response<Case>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.record_callback(caller, message)
+        })
+        .await
+    }
+
+    async fn close_case(&self, request: Request<CloseCaseRequest>) -> Result<Response<Case>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.close_case(caller, message)
+        })
+        .await
+    }
+
+    async fn list_cases(
+        &self,
+        request: Request<ListCasesRequest>,
+    ) -> Result<Response<ListCasesResponse>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.list_cases(caller, message)
+        })
+        .await
+    }
+
+    async fn get_case_stats(
+        &self,
+        request: Request<GetCaseStatsRequest>,
+    ) -> Result<Response<CaseStats>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.case_stats(caller, message)
+        })
+        .await
     }
 }

@@ -3,53 +3,110 @@
 
 pub mod api;
 pub mod domain;
+mod events;
 mod store;
 
-use distnet_platform::events::{Outbox, Relay};
+use std::time::Duration;
+
+use distnet_platform::clock::{self, SharedClock};
+use distnet_platform::events::{EventInbox, Outbox, Relay};
 use distnet_platform::server::{self, ServeSpec, ServerHandle, Shutdown};
 use distnet_platform::{Settings, auth, db};
 use distnet_proto::customers::v1::customer_service_server::CustomerServiceServer;
+use distnet_proto::events::v1::event_sink_server::EventSinkServer;
 use tonic::server::NamedService as _;
 use tonic::service::Routes;
 
 /// Schema, events source and application name.
 pub const SERVICE: &str = "customers";
 
-/// Events this service consumes (none yet: order facts and deliveries arrive with
-/// issue 6).
-pub const CONSUMES: &[&str] = &[];
+/// Events this service consumes: standings (each customer's class decides the
+/// deadlines of their cases).
+pub const CONSUMES: &[&str] = &["StandingChanged"];
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Connects, migrates and serves on `listener` until `shutdown`; also relays this
-/// service's events to their subscribers.
+/// Connects, migrates and serves on `listener` until `shutdown`, on the wall clock;
+/// also relays this service's events to their subscribers.
 pub async fn serve(
     settings: &Settings,
     listener: tokio::net::TcpListener,
     shutdown: Shutdown,
+) -> anyhow::Result<ServerHandle> {
+    serve_with_clock(settings, listener, shutdown, clock::system()).await
+}
+
+/// Serves with an injected clock: case deadlines and escalation follow it, so tests
+/// move time instead of sleeping.
+pub async fn serve_with_clock(
+    settings: &Settings,
+    listener: tokio::net::TcpListener,
+    shutdown: Shutdown,
+    clock: SharedClock,
 ) -> anyhow::Result<ServerHandle> {
     let pool = migrate(settings).await?;
 
     let outbox = Outbox::new(SERVICE, settings);
     let relay_token = auth::service_token(&settings.auth, SERVICE)?;
     Relay::new(pool.clone(), settings, relay_token)?.spawn(shutdown.subscribe());
+    spawn_case_sweep(
+        pool.clone(),
+        outbox.clone(),
+        clock.clone(),
+        Duration::from_millis(settings.customers.case_sweep_ms.max(10)),
+        shutdown.clone(),
+    );
 
-    let api = api::CustomersApi::new(pool, outbox);
+    let api = api::CustomersApi::new(pool.clone(), outbox, clock, settings.customers.clone());
+    let inbox = EventInbox::new(pool, events::Consumer, api::DOMAIN);
     let limit = settings.server.max_message_bytes;
     let routes = Routes::new(
         CustomerServiceServer::new(api)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit),
+    )
+    .add_service(
+        EventSinkServer::new(inbox)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit),
     );
     server::serve(ServeSpec {
         domain: api::DOMAIN,
-        grpc_services: &[CustomerServiceServer::<api::CustomersApi>::NAME],
+        grpc_services: &[
+            CustomerServiceServer::<api::CustomersApi>::NAME,
+            EventSinkServer::<EventInbox<events::Consumer>>::NAME,
+        ],
         routes,
         listener,
         settings,
         shutdown,
     })
     .await
+}
+
+/// Overdue cases escalate by themselves: this task marks them (once each) and
+/// publishes `CaseEscalated`.
+fn spawn_case_sweep(
+    pool: sqlx::PgPool,
+    outbox: Outbox,
+    clock: SharedClock,
+    every: Duration,
+    shutdown: Shutdown,
+) {
+    tokio::spawn(async move {
+        let mut stop = shutdown.subscribe();
+        loop {
+            match api::escalate_overdue(&pool, &outbox, clock.now()).await {
+                Ok(0) => {}
+                Ok(escalated) => tracing::info!(escalated, "overdue cases escalated"),
+                Err(error) => tracing::warn!(%error, "case sweep failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    });
 }
 
 /// Creates or upgrades this service's schema; returns a pool on it.

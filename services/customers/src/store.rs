@@ -8,6 +8,8 @@ use distnet_proto::customers::v1::{Customer, CustomerStatus, Ownership};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
 use crate::domain::access::Visibility;
+
+pub mod cases;
 use crate::domain::profile::{etag, window_minutes};
 
 const COLUMNS: &str = "id, display_name, legal_name, format, area_id, owner_id, province, city, \
@@ -341,4 +343,12 @@ pub async fn list(
 
 fn escape_like(text: &str) -> String {
     text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// The owning customer manager of a customer, if it exists.
+pub async fn owner_of(tx: &mut PgConnection, id: &str) -> Result<Option<String>, ServiceError> {
+    Ok(sqlx::query_scalar("SELECT owner_id FROM customers WHERE id = $1")
+        .bind(id)
+        .fetch_optional(tx)
+        .await?)
 }

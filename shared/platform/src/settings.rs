@@ -40,6 +40,44 @@ pub struct Settings {
     /// Where each service listens and where the others reach it.
     pub services: ServicesSettings,
     pub accreditation: AccreditationSettings,
+    pub customers: CustomersSettings,
+}
+
+/// Customer relationship rules (DOMAIN.md "Customer relationship").
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct CustomersSettings {
+    /// Business time zone: months of case statistics and visit days are local to it.
+    pub time_zone: String,
+    /// Overrides of the case deadline table (category × class); the built-in table
+    /// applies where no rule matches.
+    pub case_deadlines: Vec<CaseDeadline>,
+    /// How often overdue cases are looked for and escalated.
+    pub case_sweep_ms: u64,
+}
+
+impl Default for CustomersSettings {
+    fn default() -> Self {
+        Self {
+            time_zone: "Asia/Shanghai".into(),
+            case_deadlines: Vec::new(),
+            case_sweep_ms: 60_000,
+        }
+    }
+}
+
+/// Response and resolution time for cases of one category (and optionally one
+/// customer class).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub struct CaseDeadline {
+    /// Category without prefix: PRODUCT_QUALITY, DELIVERY, SERVICE_ATTITUDE, BILLING,
+    /// SUPPLY_SHORTAGE or OTHER.
+    pub category: String,
+    /// SPECIAL, KEY or GENERAL; empty for any class.
+    #[serde(default)]
+    pub class: String,
+    pub respond_minutes: i64,
+    pub resolve_minutes: i64,
 }
 
 /// Licensing rules a city configures (DOMAIN.md "Licensing").

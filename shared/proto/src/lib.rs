@@ -61,4 +61,5 @@ named_events!(
     OrderCancelled,
     DeliveryCompleted,
     DeliveryFailed,
+    CaseEscalated,
 );

@@ -2,4 +2,5 @@
 //! customer, what a valid profile is, and how an update mask applies.
 
 pub mod access;
+pub mod cases;
 pub mod profile;

@@ -26,7 +26,16 @@ pub struct TestService {
 
 impl TestService {
     pub async fn start() -> Self {
-        let db = TestDb::migrated("customers", |url| async move {
+        let db = Self::database().await;
+        let settings = distnet_testkit::settings(&db.url);
+        let mut service = Self::start_with(&settings).await;
+        service.db = Some(db);
+        service
+    }
+
+    /// A fresh, migrated database.
+    pub async fn database() -> TestDb {
+        TestDb::migrated("customers", |url| async move {
             distnet_customers::migrate(&distnet_testkit::settings(&url))
                 .await?
                 .close()
@@ -34,17 +43,18 @@ impl TestService {
             Ok(())
         })
         .await
-        .expect("test database");
-        let settings = distnet_testkit::settings(&db.url);
-        let mut service = Self::start_with(&settings).await;
-        service.db = Some(db);
-        service
+        .expect("test database")
     }
 
     pub async fn start_with(settings: &Settings) -> Self {
+        Self::start_clocked(settings, distnet_platform::clock::system()).await
+    }
+
+    /// Serves on an injected clock (case deadlines and escalation follow it).
+    pub async fn start_clocked(settings: &Settings, clock: distnet_platform::clock::SharedClock) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let shutdown = Shutdown::new();
-        let handle = distnet_customers::serve(settings, listener, shutdown.clone())
+        let handle = distnet_customers::serve_with_clock(settings, listener, shutdown.clone(), clock)
             .await
             .expect("customers server starts");
         let addr = handle.local_addr;
