@@ -1,8 +1,10 @@
 //! `distnet.customers.v1.CustomerService`: validate → authorize → store → reply.
 
 mod cases;
+mod interactions;
 
 pub use cases::{CASE_HANDLERS, CASE_OPENERS, CASE_READERS, CASE_STATS_READERS, escalate_overdue};
+pub use interactions::{INTERACTION_LOGGERS, INTERACTION_READERS};
 
 use distnet_platform::ServiceError;
 use distnet_platform::auth::{self, Caller};
@@ -17,8 +19,9 @@ use distnet_proto::customers::v1::customer_service_server::CustomerService;
 use distnet_proto::customers::v1::{
     BatchGetCustomersRequest, BatchGetCustomersResponse, Case, CaseStats, CloseCaseRequest,
     CreateCustomerRequest, Customer, CustomerFormat, CustomerStatus, GetCaseRequest, GetCaseStatsRequest,
-    GetCustomerRequest, ListCasesRequest, ListCasesResponse, ListCustomersRequest, ListCustomersResponse,
-    ListOwnershipHistoryRequest, ListOwnershipHistoryResponse, OpenCaseRequest, ReassignOwnerRequest,
+    GetCustomerRequest, Interaction, ListCasesRequest, ListCasesResponse, ListCustomersRequest,
+    ListCustomersResponse, ListInteractionsRequest, ListInteractionsResponse, ListOwnershipHistoryRequest,
+    ListOwnershipHistoryResponse, LogInteractionRequest, OpenCaseRequest, ReassignOwnerRequest,
     RecordCallbackRequest, ResolveCaseRequest, TransferCaseRequest, UpdateCustomerRequest,
 };
 use distnet_proto::events::v1::CustomerChanged;
@@ -389,6 +392,26 @@ impl CustomerService for CustomersApi {
         request: Request<ListOwnershipHistoryRequest>,
     ) -> Result<Response<ListOwnershipHistoryResponse>, Status> {
         rpc::handle(DOMAIN, request, |caller, message| self.history(caller, message)).await
+    }
+
+    async fn log_interaction(
+        &self,
+        request: Request<LogInteractionRequest>,
+    ) -> Result<Response<Interaction>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.log_interaction(caller, message)
+        })
+        .await
+    }
+
+    async fn list_interactions(
+        &self,
+        request: Request<ListInteractionsRequest>,
+    ) -> Result<Response<ListInteractionsResponse>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.list_interactions(caller, message)
+        })
+        .await
     }
 
     async fn open_case(&self, request: Request<OpenCaseRequest>) -> Result<Response<Case>, Status> {

@@ -21,8 +21,8 @@ use tonic::service::Routes;
 pub const SERVICE: &str = "customers";
 
 /// Events this service consumes: standings (each customer's class decides the
-/// deadlines of their cases).
-pub const CONSUMES: &[&str] = &["StandingChanged"];
+/// deadlines of their cases) and deliveries (logged as contacts).
+pub const CONSUMES: &[&str] = &["StandingChanged", "DeliveryCompleted", "DeliveryFailed"];
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -10,6 +10,7 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use crate::domain::access::Visibility;
 
 pub mod cases;
+pub mod interactions;
 use crate::domain::profile::{etag, window_minutes};
 
 const COLUMNS: &str = "id, display_name, legal_name, format, area_id, owner_id, province, city, \

@@ -25,6 +25,7 @@ use distnet_proto::allocation::v1::{
 };
 use distnet_proto::common::v1::{LatLng, Money, TimeOfDay};
 use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
+use distnet_proto::customers::v1::{Channel as ContactChannel, ListInteractionsRequest};
 use distnet_proto::customers::v1::{CreateCustomerRequest, Customer, CustomerFormat, Settlement};
 use distnet_proto::logistics::v1::logistics_service_client::LogisticsServiceClient;
 use distnet_proto::logistics::v1::*;
@@ -416,7 +417,7 @@ async fn an_order_placed_in_allocation_is_planned_delivered_with_proof_and_marke
         .expect("delivered");
 
     // DeliveryCompleted reaches allocation: the order is delivered.
-    let reader = AllocationServiceClient::new(channel_for(&allocation, admin));
+    let reader = AllocationServiceClient::new(channel_for(&allocation, admin.clone()));
     let delivered = eventually("allocation marks the order delivered", || {
         let mut reader = reader.clone();
         let name = order.name.clone();
@@ -431,6 +432,27 @@ async fn an_order_placed_in_allocation_is_planned_delivered_with_proof_and_marke
     })
     .await;
     assert_eq!(delivered.name, order.name);
+
+    // And customers: the delivery is logged as a contact with the retailer.
+    let contacts = CustomerServiceClient::new(channel_for(&customers, admin));
+    let logged = eventually("customers logs the delivery", || {
+        let mut contacts = contacts.clone();
+        async move {
+            contacts
+                .list_interactions(ListInteractionsRequest {
+                    customer: "customers/shop-e2e".into(),
+                    channel: ContactChannel::Delivery as i32,
+                    ..ListInteractionsRequest::default()
+                })
+                .await
+                .ok()
+                .map(|r| r.into_inner().interactions)
+                .filter(|found| !found.is_empty())
+        }
+    })
+    .await;
+    assert_eq!(logged[0].outcome, "DELIVERED");
+    assert_eq!(logged[0].order, order.name);
 
     shutdown.trigger();
     for handle in handles {

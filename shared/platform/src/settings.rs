@@ -54,6 +54,8 @@ pub struct CustomersSettings {
     pub case_deadlines: Vec<CaseDeadline>,
     /// How often overdue cases are looked for and escalated.
     pub case_sweep_ms: u64,
+    /// A visit checked in farther than this from the store is flagged.
+    pub visit_radius_m: f64,
 }
 
 impl Default for CustomersSettings {
@@ -62,6 +64,7 @@ impl Default for CustomersSettings {
             time_zone: "Asia/Shanghai".into(),
             case_deadlines: Vec::new(),
             case_sweep_ms: 60_000,
+            visit_radius_m: 200.0,
         }
     }
 }

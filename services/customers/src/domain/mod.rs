@@ -3,4 +3,5 @@
 
 pub mod access;
 pub mod cases;
+pub mod interactions;
 pub mod profile;

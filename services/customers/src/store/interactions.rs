@@ -1,0 +1,193 @@
+//! Contacts with customers (table `interactions`).
+
+use chrono::{DateTime, Utc};
+use distnet_platform::ServiceError;
+use distnet_platform::pagination::Page;
+use distnet_proto::common::v1::LatLng;
+use distnet_proto::customers::v1::Interaction;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
+
+use super::timestamp;
+use crate::domain::access::Visibility;
+
+const COLUMNS: &str = "i.id, i.customer_id, i.channel, i.actor, i.actor_role, i.time, i.outcome, i.notes, \
+     i.check_in_latitude, i.check_in_longitude, i.check_in_distance_m, i.flagged, i.tasks, i.order_id";
+
+#[derive(sqlx::FromRow)]
+struct InteractionRow {
+    id: String,
+    customer_id: String,
+    channel: i16,
+    actor: String,
+    actor_role: String,
+    time: DateTime<Utc>,
+    outcome: String,
+    notes: String,
+    check_in_latitude: Option<f64>,
+    check_in_longitude: Option<f64>,
+    check_in_distance_m: Option<f64>,
+    flagged: bool,
+    tasks: Vec<i16>,
+    order_id: String,
+}
+
+impl From<InteractionRow> for Interaction {
+    fn from(row: InteractionRow) -> Self {
+        let check_in = match (row.check_in_latitude, row.check_in_longitude) {
+            (Some(latitude), Some(longitude)) => Some(LatLng { latitude, longitude }),
+            _ => None,
+        };
+        Interaction {
+            name: format!("interactions/{}", row.id),
+            customer: format!("customers/{}", row.customer_id),
+            channel: i32::from(row.channel),
+            actor: row.actor,
+            actor_role: row.actor_role,
+            time: Some(timestamp(row.time)),
+            outcome: row.outcome,
+            notes: row.notes,
+            check_in,
+            check_in_distance_m: row.check_in_distance_m.unwrap_or(0.0),
+            flagged: row.flagged,
+            tasks: row.tasks.into_iter().map(i32::from).collect(),
+            order: if row.order_id.is_empty() {
+                String::new()
+            } else {
+                format!("orders/{}", row.order_id)
+            },
+        }
+    }
+}
+
+/// A contact to record.
+pub struct NewInteraction<'a> {
+    pub id: &'a str,
+    pub customer_id: &'a str,
+    pub area_id: &'a str,
+    pub channel: i32,
+    pub actor: &'a str,
+    pub actor_role: &'a str,
+    pub time: DateTime<Utc>,
+    pub outcome: &'a str,
+    pub notes: &'a str,
+    /// Check-in (lat, lng), its distance from the store, flagged.
+    pub check_in: Option<((f64, f64), f64, bool)>,
+    pub tasks: &'a [i32],
+    pub order_id: &'a str,
+}
+
+fn small(v: i32) -> i16 {
+    i16::try_from(v).unwrap_or(0)
+}
+
+pub async fn insert(tx: &mut PgConnection, n: &NewInteraction<'_>) -> Result<Interaction, ServiceError> {
+    let sql = format!(
+        "INSERT INTO interactions AS i (id, customer_id, area_id, channel, actor, actor_role, time, outcome, \
+         notes, check_in_latitude, check_in_longitude, check_in_distance_m, flagged, tasks, order_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {COLUMNS}"
+    );
+    let tasks: Vec<i16> = n.tasks.iter().map(|&t| small(t)).collect();
+    let row: InteractionRow = sqlx::query_as(&sql)
+        .bind(n.id)
+        .bind(n.customer_id)
+        .bind(n.area_id)
+        .bind(small(n.channel))
+        .bind(n.actor)
+        .bind(n.actor_role)
+        .bind(n.time)
+        .bind(n.outcome)
+        .bind(n.notes)
+        .bind(n.check_in.map(|((lat, _), _, _)| lat))
+        .bind(n.check_in.map(|((_, lng), _, _)| lng))
+        .bind(n.check_in.map(|(_, d, _)| d))
+        .bind(n.check_in.is_some_and(|(_, _, f)| f))
+        .bind(tasks)
+        .bind(n.order_id)
+        .fetch_one(tx)
+        .await?;
+    Ok(row.into())
+}
+
+/// Filters of `ListInteractions`.
+pub struct InteractionFilter {
+    pub customer_id: String,
+    pub actor: String,
+    pub channel: i32,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Newest first; visibility follows the customer's, and staff always see their own.
+pub async fn list(
+    pool: &PgPool,
+    filter: &InteractionFilter,
+    visibility: &Visibility,
+    staff: &str,
+    page: &Page,
+) -> Result<Vec<Interaction>, ServiceError> {
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+        "SELECT {COLUMNS} FROM interactions i JOIN customers cu ON cu.id = i.customer_id WHERE true"
+    ));
+    match visibility {
+        Visibility::All => {}
+        Visibility::OwnedOrInAreas { owner, areas } => {
+            q.push(" AND (cu.owner_id = ").push_bind(owner.clone());
+            q.push(" OR i.area_id = ANY(").push_bind(areas.clone()).push(")");
+            q.push(" OR i.actor = ").push_bind(staff.to_string()).push(")");
+        }
+        Visibility::InAreas(areas) => {
+            q.push(" AND (i.area_id = ANY(")
+                .push_bind(areas.clone())
+                .push(")");
+            q.push(" OR i.actor = ").push_bind(staff.to_string()).push(")");
+        }
+        Visibility::Only(id) => {
+            q.push(" AND i.customer_id = ").push_bind(id.clone());
+        }
+        Visibility::Nothing => {
+            q.push(" AND false");
+        }
+    }
+    if !filter.customer_id.is_empty() {
+        q.push(" AND i.customer_id = ")
+            .push_bind(filter.customer_id.clone());
+    }
+    if !filter.actor.is_empty() {
+        q.push(" AND i.actor = ").push_bind(filter.actor.clone());
+    }
+    if filter.channel != 0 {
+        q.push(" AND i.channel = ").push_bind(small(filter.channel));
+    }
+    if let Some(from) = filter.from {
+        q.push(" AND i.time >= ").push_bind(from);
+    }
+    if let Some(to) = filter.to {
+        q.push(" AND i.time < ").push_bind(to);
+    }
+    if let Some(after) = &page.after
+        && let Some((time, id)) = after.split_once('|')
+    {
+        let time: DateTime<Utc> = time
+            .parse()
+            .map_err(|_| ServiceError::invalid_field("page_token", "is not a token this list issued"))?;
+        q.push(" AND (i.time, i.id) < (").push_bind(time);
+        q.push(", ").push_bind(id.to_string()).push(")");
+    }
+    q.push(" ORDER BY i.time DESC, i.id DESC LIMIT ")
+        .push_bind(page.size + 1);
+    let rows: Vec<InteractionRow> = q.build_query_as().fetch_all(pool).await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Area and location of a customer, if it exists.
+pub async fn customer_place(
+    tx: &mut PgConnection,
+    customer_id: &str,
+) -> Result<Option<(String, f64, f64)>, ServiceError> {
+    Ok(
+        sqlx::query_as("SELECT area_id, latitude, longitude FROM customers WHERE id = $1")
+            .bind(customer_id)
+            .fetch_optional(tx)
+            .await?,
+    )
+}
