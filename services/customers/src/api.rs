@@ -2,9 +2,11 @@
 
 mod cases;
 mod interactions;
+mod visits;
 
 pub use cases::{CASE_HANDLERS, CASE_OPENERS, CASE_READERS, CASE_STATS_READERS, escalate_overdue};
 pub use interactions::{INTERACTION_LOGGERS, INTERACTION_READERS};
+pub use visits::VISIT_READERS;
 
 use distnet_platform::ServiceError;
 use distnet_platform::auth::{self, Caller};
@@ -19,10 +21,11 @@ use distnet_proto::customers::v1::customer_service_server::CustomerService;
 use distnet_proto::customers::v1::{
     BatchGetCustomersRequest, BatchGetCustomersResponse, Case, CaseStats, CloseCaseRequest,
     CreateCustomerRequest, Customer, CustomerFormat, CustomerStatus, GetCaseRequest, GetCaseStatsRequest,
-    GetCustomerRequest, Interaction, ListCasesRequest, ListCasesResponse, ListCustomersRequest,
-    ListCustomersResponse, ListInteractionsRequest, ListInteractionsResponse, ListOwnershipHistoryRequest,
-    ListOwnershipHistoryResponse, LogInteractionRequest, OpenCaseRequest, ReassignOwnerRequest,
-    RecordCallbackRequest, ResolveCaseRequest, TransferCaseRequest, UpdateCustomerRequest,
+    GetCustomerRequest, GetVisitComplianceRequest, GetVisitPlanRequest, Interaction, ListCasesRequest,
+    ListCasesResponse, ListCustomersRequest, ListCustomersResponse, ListInteractionsRequest,
+    ListInteractionsResponse, ListOwnershipHistoryRequest, ListOwnershipHistoryResponse,
+    LogInteractionRequest, OpenCaseRequest, ReassignOwnerRequest, RecordCallbackRequest, ResolveCaseRequest,
+    TransferCaseRequest, UpdateCustomerRequest, VisitCompliance, VisitPlan,
 };
 use distnet_proto::events::v1::CustomerChanged;
 use sqlx::PgPool;
@@ -410,6 +413,26 @@ impl CustomerService for CustomersApi {
     ) -> Result<Response<ListInteractionsResponse>, Status> {
         rpc::handle(DOMAIN, request, |caller, message| {
             self.list_interactions(caller, message)
+        })
+        .await
+    }
+
+    async fn get_visit_plan(
+        &self,
+        request: Request<GetVisitPlanRequest>,
+    ) -> Result<Response<VisitPlan>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.visit_plan(caller, message)
+        })
+        .await
+    }
+
+    async fn get_visit_compliance(
+        &self,
+        request: Request<GetVisitComplianceRequest>,
+    ) -> Result<Response<VisitCompliance>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.visit_compliance(caller, message)
         })
         .await
     }

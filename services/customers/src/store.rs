@@ -16,7 +16,7 @@ use crate::domain::profile::{etag, window_minutes};
 const COLUMNS: &str = "id, display_name, legal_name, format, area_id, owner_id, province, city, \
      district, street, postal_code, latitude, longitude, contact_name, contact_phone, \
      receiving_start, receiving_end, receiving_time_zone, settlement, status, floor_area_sqm, \
-     version, created_at, updated_at";
+     visit_weekday, version, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct CustomerRow {
@@ -41,6 +41,7 @@ struct CustomerRow {
     settlement: i16,
     status: i16,
     floor_area_sqm: i32,
+    visit_weekday: i16,
     version: i64,
     created_at: chrono::DateTime<chrono::Utc>,
     updated_at: chrono::DateTime<chrono::Utc>,
@@ -94,6 +95,7 @@ impl From<CustomerRow> for Customer {
             settlement: i32::from(row.settlement),
             status: i32::from(row.status),
             floor_area_sqm: row.floor_area_sqm,
+            visit_weekday: i32::from(row.visit_weekday),
             etag: etag(row.version),
             create_time: Some(timestamp(row.created_at)),
             update_time: Some(timestamp(row.updated_at)),
@@ -106,10 +108,10 @@ fn small(value: i32) -> i16 {
     i16::try_from(value).unwrap_or(i16::MAX)
 }
 
-/// The profile columns in the order both INSERT and UPDATE bind them ($2..$20).
+/// The profile columns in the order both INSERT and UPDATE bind them ($2..$21).
 const PROFILE_COLUMNS: &str = "display_name, legal_name, format, area_id, province, city, district, \
      street, postal_code, latitude, longitude, contact_name, contact_phone, receiving_start, \
-     receiving_end, receiving_time_zone, settlement, status, floor_area_sqm";
+     receiving_end, receiving_time_zone, settlement, status, floor_area_sqm, visit_weekday";
 
 type CustomerQuery<'q> = sqlx::query::QueryAs<'q, Postgres, CustomerRow, sqlx::postgres::PgArguments>;
 
@@ -138,6 +140,7 @@ fn bind_profile<'q>(query: CustomerQuery<'q>, c: &Customer) -> CustomerQuery<'q>
         .bind(small(c.settlement))
         .bind(small(c.status))
         .bind(c.floor_area_sqm)
+        .bind(small(c.visit_weekday))
 }
 
 /// Inserts a new customer and its first ownership. A new profile without a status
@@ -155,7 +158,7 @@ pub async fn insert(
     let sql = format!(
         "INSERT INTO customers (id, {PROFILE_COLUMNS}, owner_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-         $19, $20, $21) RETURNING {COLUMNS}"
+         $19, $20, $21, $22) RETURNING {COLUMNS}"
     );
     let row: CustomerRow = bind_profile(sqlx::query_as(&sql).bind(id), &c)
         .bind(&c.owner_id)
@@ -211,7 +214,7 @@ pub async fn get_many(pool: &PgPool, ids: &[String]) -> Result<Vec<Customer>, Se
 pub async fn update(tx: &mut PgConnection, id: &str, c: &Customer) -> Result<Customer, ServiceError> {
     let sql = format!(
         "UPDATE customers SET ({PROFILE_COLUMNS}) = \
-         ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20), \
+         ($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21), \
          version = version + 1, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     );
     let row: CustomerRow = bind_profile(sqlx::query_as(&sql).bind(id), c)

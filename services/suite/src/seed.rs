@@ -230,7 +230,10 @@ pub fn generate(shape: &NetworkShape) -> Vec<SeedRetailer> {
         for (rank, (bearing, km)) in spots.into_iter().enumerate() {
             let owner = manager_id(area.first_manager + rank * area.managers / area.retailers);
             let location = destination(shape.center, bearing, km);
-            let customer = retailer(&mut rng, &area, owner, location);
+            let mut customer = retailer(&mut rng, &area, owner, location);
+            // Visit days Monday to Friday, each a contiguous fifth of the owner's slice
+            // (by bearing), so a day's visits lie together.
+            customer.visit_weekday = 1 + ((rank * area.managers * 5 / area.retailers) % 5) as i32;
             out.push(SeedRetailer {
                 customer_id: format!("r-{:05}", out.len() + 1),
                 customer,

@@ -5,3 +5,4 @@ pub mod access;
 pub mod cases;
 pub mod interactions;
 pub mod profile;
+pub mod visits;

@@ -20,6 +20,7 @@ pub const UPDATABLE_FIELDS: &[&str] = &[
     "settlement",
     "status",
     "floor_area_sqm",
+    "visit_weekday",
 ];
 
 /// The largest shop we believe: a big mall's sales floor.
@@ -90,6 +91,11 @@ pub fn validate(customer: &Customer, prefix: &str, v: &mut Violations) {
         (0..=MAX_FLOOR_AREA_SQM).contains(&customer.floor_area_sqm),
         &field("floor_area_sqm"),
         "must be between 0 and 1000000",
+    );
+    v.check(
+        (0..=7).contains(&customer.visit_weekday),
+        &field("visit_weekday"),
+        "must be 1 (Monday) to 7 (Sunday), or 0 for none",
     );
 }
 
@@ -184,6 +190,7 @@ pub fn apply_update_mask(
             "settlement" => next.settlement = patch.settlement,
             "status" => next.status = patch.status,
             "floor_area_sqm" => next.floor_area_sqm = patch.floor_area_sqm,
+            "visit_weekday" => next.visit_weekday = patch.visit_weekday,
             _ => {}
         }
     }

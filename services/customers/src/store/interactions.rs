@@ -191,3 +191,65 @@ pub async fn customer_place(
             .await?,
     )
 }
+
+/// A customer on a rep's visit list.
+#[derive(sqlx::FromRow)]
+pub struct VisitCustomer {
+    pub id: String,
+    pub display_name: String,
+    pub province: String,
+    pub city: String,
+    pub district: String,
+    pub street: String,
+    pub postal_code: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub visit_weekday: i16,
+    /// The rep's latest visit, any time.
+    pub last_visit: Option<DateTime<Utc>>,
+    /// The rep's latest visit since `since` (the week's start).
+    pub visited_since: Option<DateTime<Utc>>,
+}
+
+/// The active and prospect customers `rep` owns with a visit day among `weekdays`,
+/// in id order, with the rep's latest visit and whether one happened since `since`.
+pub async fn visit_customers(
+    pool: &PgPool,
+    rep: &str,
+    weekdays: &[i16],
+    since: DateTime<Utc>,
+) -> Result<Vec<VisitCustomer>, ServiceError> {
+    Ok(sqlx::query_as(
+        "SELECT c.id, c.display_name, c.province, c.city, c.district, c.street, c.postal_code, \
+           c.latitude, c.longitude, c.visit_weekday, \
+           (SELECT max(i.time) FROM interactions i WHERE i.customer_id = c.id AND i.actor = $1 \
+              AND i.channel = 1) AS last_visit, \
+           (SELECT max(i.time) FROM interactions i WHERE i.customer_id = c.id AND i.actor = $1 \
+              AND i.channel = 1 AND i.time >= $3) AS visited_since \
+         FROM customers c WHERE c.owner_id = $1 AND c.visit_weekday = ANY($2) \
+           AND c.status IN (1, 2) ORDER BY c.id",
+    )
+    .bind(rep)
+    .bind(weekdays)
+    .bind(since)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// A rep's visits in `[from, to)`: customer, time, flagged.
+pub async fn rep_visits(
+    pool: &PgPool,
+    rep: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(String, DateTime<Utc>, bool)>, ServiceError> {
+    Ok(sqlx::query_as(
+        "SELECT customer_id, time, flagged FROM interactions \
+         WHERE actor = $1 AND channel = 1 AND time >= $2 AND time < $3",
+    )
+    .bind(rep)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?)
+}
