@@ -53,12 +53,17 @@ pub async fn serve_with_clock(
     let outbox = Outbox::new(SERVICE, settings);
     let token = auth::service_token(&settings.auth, SERVICE)?;
     Relay::new(pool.clone(), settings, token)?.spawn(shutdown.subscribe());
-    spawn_expiry_sweep(
-        pool.clone(),
-        outbox.clone(),
-        clock.clone(),
+    // Licenses expire by themselves at the end of their term: the sweep persists that
+    // (and lifted suspensions) and publishes the standing changes.
+    let (sweep_pool, sweep_outbox, sweep_clock) = (pool.clone(), outbox.clone(), clock.clone());
+    server::spawn_periodic(
+        "licenses settled",
         Duration::from_millis(settings.accreditation.expiry_sweep_ms.max(10)),
         shutdown.clone(),
+        move || {
+            let (pool, outbox, now) = (sweep_pool.clone(), sweep_outbox.clone(), sweep_clock.now());
+            async move { api::settle_due_licenses(&pool, &outbox, now).await }
+        },
     );
 
     let api = api::AccreditationApi::new(pool.clone(), outbox, clock, settings.accreditation.clone());
@@ -86,29 +91,4 @@ pub async fn serve_with_clock(
         shutdown,
     })
     .await
-}
-
-/// Licenses expire by themselves at the end of their term; this task persists
-/// that (and lifted suspensions) and publishes the standing changes.
-fn spawn_expiry_sweep(
-    pool: sqlx::PgPool,
-    outbox: Outbox,
-    clock: SharedClock,
-    every: Duration,
-    shutdown: Shutdown,
-) {
-    tokio::spawn(async move {
-        let mut stop = shutdown.subscribe();
-        loop {
-            match api::settle_due_licenses(&pool, &outbox, clock.now()).await {
-                Ok(0) => {}
-                Ok(settled) => tracing::info!(settled, "licenses settled"),
-                Err(error) => tracing::warn!(%error, "expiry sweep failed"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = stop.changed() => return,
-            }
-        }
-    });
 }

@@ -49,12 +49,16 @@ pub async fn serve_with_clock(
     let outbox = Outbox::new(SERVICE, settings);
     let relay_token = auth::service_token(&settings.auth, SERVICE)?;
     Relay::new(pool.clone(), settings, relay_token)?.spawn(shutdown.subscribe());
-    spawn_case_sweep(
-        pool.clone(),
-        outbox.clone(),
-        clock.clone(),
+    // Overdue cases escalate by themselves: marked once each, `CaseEscalated` published.
+    let (sweep_pool, sweep_outbox, sweep_clock) = (pool.clone(), outbox.clone(), clock.clone());
+    server::spawn_periodic(
+        "overdue cases escalated",
         Duration::from_millis(settings.customers.case_sweep_ms.max(10)),
         shutdown.clone(),
+        move || {
+            let (pool, outbox, now) = (sweep_pool.clone(), sweep_outbox.clone(), sweep_clock.now());
+            async move { api::escalate_overdue(&pool, &outbox, now).await }
+        },
     );
 
     let api = api::CustomersApi::new(pool.clone(), outbox, clock, settings.customers.clone());
@@ -82,31 +86,6 @@ pub async fn serve_with_clock(
         shutdown,
     })
     .await
-}
-
-/// Overdue cases escalate by themselves: this task marks them (once each) and
-/// publishes `CaseEscalated`.
-fn spawn_case_sweep(
-    pool: sqlx::PgPool,
-    outbox: Outbox,
-    clock: SharedClock,
-    every: Duration,
-    shutdown: Shutdown,
-) {
-    tokio::spawn(async move {
-        let mut stop = shutdown.subscribe();
-        loop {
-            match api::escalate_overdue(&pool, &outbox, clock.now()).await {
-                Ok(0) => {}
-                Ok(escalated) => tracing::info!(escalated, "overdue cases escalated"),
-                Err(error) => tracing::warn!(%error, "case sweep failed"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = stop.changed() => return,
-            }
-        }
-    });
 }
 
 /// Creates or upgrades this service's schema; returns a pool on it.

@@ -52,6 +52,30 @@ impl Shutdown {
     }
 }
 
+/// Runs `task` at once and then every `every` until `shutdown`: the background sweeps
+/// (license expiry, overdue cases). Each run returns how many items it handled, which
+/// is logged with `what` when not zero; a failed run is logged and retried next time.
+pub fn spawn_periodic<F, Fut>(what: &'static str, every: Duration, shutdown: Shutdown, task: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<usize, crate::ServiceError>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut stop = shutdown.subscribe();
+        loop {
+            match task().await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, what, "sweep done"),
+                Err(error) => tracing::warn!(%error, what, "sweep failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    });
+}
+
 /// Resolves on ctrl-c or SIGTERM.
 pub async fn termination_signal() {
     let ctrl_c = async {

@@ -40,6 +40,13 @@ impl CustomersApi {
 
     /// The rep whose visits are asked for: the caller unless an admin names one.
     fn rep_of(caller: &Caller, rep: &str) -> Result<String, ServiceError> {
+        caller.require(VISIT_READERS)?;
+        if rep.len() > 63 {
+            return Err(ServiceError::invalid_field(
+                "rep",
+                "must be at most 63 characters",
+            ));
+        }
         if rep.is_empty() || rep == caller.sub {
             return Ok(caller.sub.clone());
         }
@@ -56,13 +63,6 @@ impl CustomersApi {
         caller: Caller,
         request: GetVisitPlanRequest,
     ) -> Result<VisitPlan, ServiceError> {
-        caller.require(VISIT_READERS)?;
-        if request.rep.len() > 63 {
-            return Err(ServiceError::invalid_field(
-                "rep",
-                "must be at most 63 characters",
-            ));
-        }
         let rep = Self::rep_of(&caller, &request.rep)?;
         let date = if request.date.is_empty() {
             self.clock.now().with_timezone(&self.business_tz()).date_naive()
@@ -134,13 +134,6 @@ impl CustomersApi {
         caller: Caller,
         request: GetVisitComplianceRequest,
     ) -> Result<VisitCompliance, ServiceError> {
-        caller.require(VISIT_READERS)?;
-        if request.rep.len() > 63 {
-            return Err(ServiceError::invalid_field(
-                "rep",
-                "must be at most 63 characters",
-            ));
-        }
         let rep = Self::rep_of(&caller, &request.rep)?;
         let monday = visits::week_monday(&request.week)
             .ok_or_else(|| ServiceError::invalid_field("week", "must be an ISO week like 2026-W48"))?;
