@@ -2,10 +2,12 @@
 
 mod cases;
 mod interactions;
+mod surveys;
 mod visits;
 
 pub use cases::{CASE_HANDLERS, CASE_OPENERS, CASE_READERS, CASE_STATS_READERS, escalate_overdue};
 pub use interactions::{INTERACTION_LOGGERS, INTERACTION_READERS};
+pub use surveys::SURVEY_RECORDERS;
 pub use visits::VISIT_READERS;
 
 use distnet_platform::ServiceError;
@@ -24,8 +26,8 @@ use distnet_proto::customers::v1::{
     GetCustomerRequest, GetVisitComplianceRequest, GetVisitPlanRequest, Interaction, ListCasesRequest,
     ListCasesResponse, ListCustomersRequest, ListCustomersResponse, ListInteractionsRequest,
     ListInteractionsResponse, ListOwnershipHistoryRequest, ListOwnershipHistoryResponse,
-    LogInteractionRequest, OpenCaseRequest, ReassignOwnerRequest, RecordCallbackRequest, ResolveCaseRequest,
-    TransferCaseRequest, UpdateCustomerRequest, VisitCompliance, VisitPlan,
+    LogInteractionRequest, OpenCaseRequest, ReassignOwnerRequest, RecordCallbackRequest, RecordSurveyRequest,
+    ResolveCaseRequest, Survey, TransferCaseRequest, UpdateCustomerRequest, VisitCompliance, VisitPlan,
 };
 use distnet_proto::events::v1::CustomerChanged;
 use sqlx::PgPool;
@@ -433,6 +435,13 @@ impl CustomerService for CustomersApi {
     ) -> Result<Response<VisitCompliance>, Status> {
         rpc::handle(DOMAIN, request, |caller, message| {
             self.visit_compliance(caller, message)
+        })
+        .await
+    }
+
+    async fn record_survey(&self, request: Request<RecordSurveyRequest>) -> Result<Response<Survey>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.record_survey(caller, message)
         })
         .await
     }

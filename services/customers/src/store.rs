@@ -11,6 +11,7 @@ use crate::domain::access::Visibility;
 
 pub mod cases;
 pub mod interactions;
+pub mod surveys;
 use crate::domain::profile::{etag, window_minutes};
 
 const COLUMNS: &str = "id, display_name, legal_name, format, area_id, owner_id, province, city, \

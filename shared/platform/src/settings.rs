@@ -56,6 +56,26 @@ pub struct CustomersSettings {
     pub case_sweep_ms: u64,
     /// A visit checked in farther than this from the store is flagged.
     pub visit_radius_m: f64,
+    /// The satisfaction questionnaire; empty means the built-in one.
+    pub survey_questions: Vec<SurveyQuestion>,
+}
+
+/// A question of the satisfaction questionnaire: its weight in the score and the
+/// answers it allows, each worth 0–100.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct SurveyQuestion {
+    pub id: String,
+    pub text: String,
+    pub weight: f64,
+    pub answers: Vec<SurveyAnswer>,
+}
+
+/// One allowed answer and what it is worth (0 = worst, 100 = best).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct SurveyAnswer {
+    pub id: String,
+    pub text: String,
+    pub score: f64,
 }
 
 impl Default for CustomersSettings {
@@ -65,6 +85,7 @@ impl Default for CustomersSettings {
             case_deadlines: Vec::new(),
             case_sweep_ms: 60_000,
             visit_radius_m: 200.0,
+            survey_questions: Vec::new(),
         }
     }
 }

@@ -5,4 +5,5 @@ pub mod access;
 pub mod cases;
 pub mod interactions;
 pub mod profile;
+pub mod surveys;
 pub mod visits;
