@@ -16,12 +16,7 @@ pub mod credit;
 pub mod grading;
 pub mod scoring;
 
-pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
+pub use distnet_platform::wire::timestamp;
 
 pub fn status_code(status: LicenseStatus) -> i16 {
     match status {

@@ -2,7 +2,6 @@
 //! runs and orders in the submodules. `query_as` into row types; conversion to the
 //! wire types happens next to the rows.
 
-use chrono::{DateTime, Utc};
 use distnet_platform::ServiceError;
 use distnet_proto::common::v1::Money;
 use sqlx::PgConnection;
@@ -11,12 +10,7 @@ pub mod catalog;
 pub mod orders;
 pub mod runs;
 
-pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
+pub use distnet_platform::wire::timestamp;
 
 pub fn cny(fen: i64) -> Money {
     Money {

@@ -11,7 +11,7 @@ use distnet_proto::events::v1::{DeliveryCompleted, DeliveryFailed, EventEnvelope
 use prost::Name as _;
 use sqlx::PgConnection;
 
-use crate::store::{cases, interactions};
+use crate::store::{cases, interactions, time_of};
 
 pub struct Consumer;
 
@@ -78,11 +78,6 @@ impl EventHandler for Consumer {
         }
         Ok(())
     }
-}
-
-fn time_of(t: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    t.as_ref()
-        .and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
 }
 
 /// Logs a delivery attempt as a DELIVERY contact by "logistics" (once per event: the

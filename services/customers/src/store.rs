@@ -3,6 +3,7 @@
 
 use distnet_platform::ServiceError;
 use distnet_platform::pagination::Page;
+use distnet_platform::wire::timestamp;
 use distnet_proto::common::v1::{LatLng, LocalTimeWindow, PostalAddress, TimeOfDay};
 use distnet_proto::customers::v1::{Customer, CustomerStatus, Ownership};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
@@ -48,11 +49,9 @@ struct CustomerRow {
     updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
+/// An optional wire timestamp as UTC time (`None` when unset or malformed).
+pub(crate) fn time_of(t: &Option<prost_types::Timestamp>) -> Option<chrono::DateTime<chrono::Utc>> {
+    t.as_ref().and_then(distnet_platform::wire::from_timestamp)
 }
 
 fn time_of_day(minutes: i16) -> TimeOfDay {

@@ -25,7 +25,7 @@ fn strip<'a>(name: &'a str, collection: &str) -> &'a str {
 }
 
 fn time(t: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    t.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+    t.as_ref().and_then(distnet_platform::wire::from_timestamp)
 }
 
 impl Consumer {

@@ -15,12 +15,7 @@ pub mod delivery;
 pub mod network;
 pub mod plans;
 
-pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
+pub use distnet_platform::wire::timestamp;
 
 pub fn date_text(date: NaiveDate) -> String {
     date.format("%Y-%m-%d").to_string()

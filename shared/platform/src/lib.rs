@@ -16,6 +16,7 @@ pub mod server;
 pub mod settings;
 pub mod telemetry;
 pub mod validate;
+pub mod wire;
 
 pub use error::{ServiceError, ServiceResult};
 pub use settings::Settings;

@@ -423,9 +423,7 @@ impl CustomersApi {
         )
         .await?;
         let (cases, next_page_token) = pagination::finish(rows, &page, &fingerprint, |c| {
-            let open = c
-                .open_time
-                .and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
+            let open = store::time_of(&c.open_time)
                 .map(|t| t.to_rfc3339())
                 .unwrap_or_default();
             format!("{open}|{}", c.name.strip_prefix("cases/").unwrap_or(&c.name))

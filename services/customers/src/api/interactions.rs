@@ -1,7 +1,7 @@
 //! LogInteraction and ListInteractions; deliveries are logged from logistics' events
 //! (`crate::events`).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use distnet_platform::ServiceError;
 use distnet_platform::auth::{Caller, Role};
 use distnet_platform::idempotency::{self, Claim};
@@ -15,7 +15,7 @@ use distnet_proto::customers::v1::{
 use super::CustomersApi;
 use crate::domain::access;
 use crate::domain::interactions;
-use crate::store::{self, interactions as stored};
+use crate::store::{self, interactions as stored, time_of};
 
 /// Roles that log contacts by hand: the staff who serve retailers.
 pub const INTERACTION_LOGGERS: &[Role] = &[
@@ -36,11 +36,6 @@ pub const INTERACTION_READERS: &[Role] = &[
 
 /// How far back a contact may be logged.
 const BACKDATE_LIMIT_DAYS: i64 = 7;
-
-fn time_of(t: &Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    t.as_ref()
-        .and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
-}
 
 impl CustomersApi {
     pub(super) async fn log_interaction(

@@ -101,10 +101,7 @@ impl CustomersApi {
             customer: request.customer.clone(),
             channel: request.channel,
             actor: caller.sub.clone(),
-            time: Some(prost_types::Timestamp {
-                seconds: now.timestamp(),
-                nanos: i32::try_from(now.timestamp_subsec_nanos()).unwrap_or(0),
-            }),
+            time: Some(distnet_platform::wire::timestamp(now)),
             responses: resolved
                 .iter()
                 .map(|(q, a, weight, score)| SurveyResponse {

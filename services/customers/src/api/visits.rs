@@ -15,12 +15,7 @@ use crate::store::interactions as stored;
 /// Customer managers read their own visits; admins anyone's.
 pub const VISIT_READERS: &[Role] = &[Role::Admin, Role::CustomerManager];
 
-fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.timestamp(),
-        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
+use distnet_platform::wire::timestamp;
 
 impl CustomersApi {
     fn business_tz(&self) -> chrono_tz::Tz {

@@ -4,17 +4,7 @@
 
 use distnet_proto::customers::v1::Channel;
 
-/// Mean Earth radius (IUGG), metres.
-const EARTH_RADIUS_M: f64 = 6_371_008.8;
-
-/// Great-circle distance in metres between two WGS-84 points.
-pub fn distance_m((lat1, lng1): (f64, f64), (lat2, lng2): (f64, f64)) -> f64 {
-    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
-    let dp = p2 - p1;
-    let dl = (lng2 - lng1).to_radians();
-    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_M * a.sqrt().clamp(0.0, 1.0).asin()
-}
+pub use distnet_platform::wire::haversine_m as distance_m;
 
 /// Distance of a check-in from the store and whether it is beyond `radius_m`.
 pub fn check_in(store: (f64, f64), check_in: (f64, f64), radius_m: f64) -> (f64, bool) {

@@ -4,8 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Mean Earth radius, metres (IUGG).
-pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
+pub use distnet_platform::wire::EARTH_RADIUS_M;
 
 /// DOMAIN.md: areas within 25 km of the DC get two deliveries a day.
 pub const TWICE_DAILY_RADIUS_M: f64 = 25_000.0;
@@ -18,11 +17,7 @@ pub struct LatLng {
 
 /// Great-circle distance in metres.
 pub fn haversine_m(a: LatLng, b: LatLng) -> f64 {
-    let (phi1, phi2) = (a.lat.to_radians(), b.lat.to_radians());
-    let d_phi = (b.lat - a.lat).to_radians();
-    let d_lambda = (b.lng - a.lng).to_radians();
-    let h = (d_phi / 2.0).sin().powi(2) + phi1.cos() * phi2.cos() * (d_lambda / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+    distnet_platform::wire::haversine_m((a.lat, a.lng), (b.lat, b.lng))
 }
 
 /// The road estimate: circuity (≥ 1) and average speed.
