@@ -69,6 +69,43 @@ fn holder(customer: &Customer) -> Holder<'_> {
     }
 }
 
+/// The customer `name` (id `id`) read and locked in `tx` when `caller` may read it;
+/// `NOT_FOUND` otherwise, so that existence does not leak.
+async fn customer_in_scope(
+    tx: &mut sqlx::PgConnection,
+    caller: &Caller,
+    name: &str,
+    id: &str,
+) -> Result<Customer, ServiceError> {
+    store::get_for_update(tx, id)
+        .await?
+        .filter(|c| access::may_read(caller, holder(c)))
+        .ok_or_else(|| ServiceError::not_found(name))
+}
+
+impl CustomersApi {
+    /// The business time zone (`customers.time_zone`; Asia/Shanghai if unparsable).
+    fn business_tz(&self) -> chrono_tz::Tz {
+        self.settings
+            .time_zone
+            .parse()
+            .unwrap_or(chrono_tz::Asia::Shanghai)
+    }
+
+    /// Start of a local business date in UTC; `field` names the request field at fault.
+    fn local_midnight(
+        &self,
+        date: chrono::NaiveDate,
+        field: &str,
+    ) -> Result<chrono::DateTime<chrono::Utc>, ServiceError> {
+        use chrono::TimeZone as _;
+        date.and_hms_opt(0, 0, 0)
+            .and_then(|t| self.business_tz().from_local_datetime(&t).earliest())
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .ok_or_else(|| ServiceError::invalid_field(field, "is out of range"))
+    }
+}
+
 /// The profile as this caller may see it.
 fn present(caller: &Caller, mut customer: Customer) -> Customer {
     if !access::sees_contact_phone(caller, holder(&customer)) {

@@ -296,6 +296,56 @@ pub struct ListFilter {
     pub name_prefix: String,
 }
 
+/// The columns that decide who sees a row of a list: the customer's owner, the row's
+/// area and customer, and the columns naming staff for whom the row is their own
+/// (who opened or handles a case, who logged a contact).
+pub(crate) struct ScopeColumns<'a> {
+    pub owner: &'a str,
+    pub area: &'a str,
+    pub customer: &'a str,
+    pub own: &'a [&'a str],
+}
+
+/// Restricts `q` (ending in a WHERE clause) to the rows `visibility` lets `staff` see.
+pub(crate) fn push_scope(
+    q: &mut QueryBuilder<'_, Postgres>,
+    visibility: &Visibility,
+    columns: &ScopeColumns<'_>,
+    staff: &str,
+) {
+    let own = |q: &mut QueryBuilder<'_, Postgres>| {
+        for column in columns.own {
+            q.push(format!(" OR {column} = ")).push_bind(staff.to_string());
+        }
+    };
+    match visibility {
+        Visibility::All => {}
+        Visibility::OwnedOrInAreas { owner, areas } => {
+            q.push(format!(" AND ({} = ", columns.owner))
+                .push_bind(owner.clone());
+            q.push(format!(" OR {} = ANY(", columns.area))
+                .push_bind(areas.clone())
+                .push(")");
+            own(q);
+            q.push(")");
+        }
+        Visibility::InAreas(areas) => {
+            q.push(format!(" AND ({} = ANY(", columns.area))
+                .push_bind(areas.clone())
+                .push(")");
+            own(q);
+            q.push(")");
+        }
+        Visibility::Only(id) => {
+            q.push(format!(" AND {} = ", columns.customer))
+                .push_bind(id.clone());
+        }
+        Visibility::Nothing => {
+            q.push(" AND false");
+        }
+    }
+}
+
 /// One page in id order, with one look-ahead row.
 pub async fn list(
     pool: &PgPool,
@@ -305,22 +355,17 @@ pub async fn list(
 ) -> Result<Vec<Customer>, ServiceError> {
     let mut q: QueryBuilder<Postgres> =
         QueryBuilder::new(format!("SELECT {COLUMNS} FROM customers WHERE true"));
-    match visibility {
-        Visibility::All => {}
-        Visibility::OwnedOrInAreas { owner, areas } => {
-            q.push(" AND (owner_id = ").push_bind(owner.clone());
-            q.push(" OR area_id = ANY(").push_bind(areas.clone()).push("))");
-        }
-        Visibility::InAreas(areas) => {
-            q.push(" AND area_id = ANY(").push_bind(areas.clone()).push(")");
-        }
-        Visibility::Only(id) => {
-            q.push(" AND id = ").push_bind(id.clone());
-        }
-        Visibility::Nothing => {
-            q.push(" AND false");
-        }
-    }
+    push_scope(
+        &mut q,
+        visibility,
+        &ScopeColumns {
+            owner: "owner_id",
+            area: "area_id",
+            customer: "id",
+            own: &[],
+        },
+        "",
+    );
     if !filter.area_id.is_empty() {
         q.push(" AND area_id = ").push_bind(filter.area_id.clone());
     }

@@ -1,7 +1,7 @@
 //! Service cases: OpenCase, GetCase, TransferCase, ResolveCase, RecordCallback,
 //! CloseCase, ListCases, GetCaseStats, and the sweep that escalates overdue cases.
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use distnet_platform::ServiceError;
 use distnet_platform::auth::{Caller, Role};
 use distnet_platform::events::Outbox;
@@ -146,10 +146,7 @@ impl CustomersApi {
             Claim::Replay(response) => return Ok(response),
             Claim::Fresh(key) => key,
         };
-        let customer = store::get_for_update(&mut tx, &customer_id)
-            .await?
-            .filter(|c| access::may_read(&caller, super::holder(c)))
-            .ok_or_else(|| ServiceError::not_found(&request.customer))?;
+        let customer = super::customer_in_scope(&mut tx, &caller, &request.customer, &customer_id).await?;
         let class = cases::customer_class(&mut tx, &customer_id).await?;
         let (respond, resolve) = rules::deadlines(&self.settings.case_deadlines, category, &class);
         let now = self.clock.now();
@@ -187,8 +184,11 @@ impl CustomersApi {
         let row = self
             .visible_case(&mut conn, &caller, &request.name, false)
             .await?;
-        let id = row.id.clone();
-        self.load_case(&mut conn, &id).await
+        let name = request.name;
+        cases::with_history(&mut conn, vec![row])
+            .await?
+            .pop()
+            .ok_or_else(|| ServiceError::not_found(name))
     }
 
     /// The shared path of the four case actions: validate, claim the request id,
@@ -462,24 +462,13 @@ impl CustomersApi {
                 Some(caller.areas.clone())
             }
         };
-        let next = if first.month() == 12 {
-            NaiveDate::from_ymd_opt(first.year() + 1, 1, 1)
-        } else {
-            NaiveDate::from_ymd_opt(first.year(), first.month() + 1, 1)
-        }
-        .ok_or_else(|| ServiceError::invalid_field("month", "is out of range"))?;
-        let tz: chrono_tz::Tz = self
-            .settings
-            .time_zone
-            .parse()
-            .unwrap_or(chrono_tz::Asia::Shanghai);
-        let local_midnight = |d: NaiveDate| {
-            d.and_hms_opt(0, 0, 0)
-                .and_then(|t| tz.from_local_datetime(&t).earliest())
-                .map(|t| t.with_timezone(&Utc))
-                .ok_or_else(|| ServiceError::invalid_field("month", "is out of range"))
-        };
-        let (from, to) = (local_midnight(first)?, local_midnight(next)?);
+        let next = first
+            .checked_add_months(chrono::Months::new(1))
+            .ok_or_else(|| ServiceError::invalid_field("month", "is out of range"))?;
+        let (from, to) = (
+            self.local_midnight(first, "month")?,
+            self.local_midnight(next, "month")?,
+        );
         let area = (!request.area_id.is_empty()).then_some(request.area_id.as_str());
         let rows = cases::stats(&self.pool, from, to, area, areas.as_deref(), self.clock.now()).await?;
         let mut categories: Vec<CategoryStats> = Vec::new();
@@ -534,7 +523,9 @@ pub async fn escalate_overdue(
             return Ok(escalated);
         }
         let batch = due.len();
-        for row in due {
+        let mut marked = Vec::with_capacity(batch);
+        let mut causes = Vec::with_capacity(batch);
+        for mut row in due {
             let timing = Timing {
                 respond_by: row.respond_by,
                 resolve_by: row.resolve_by,
@@ -555,18 +546,21 @@ pub async fn escalate_overdue(
                 cause.as_str(),
             )
             .await?;
-            let id = row.id.clone();
-            let row = cases::get_row(&mut tx, &id, false)
-                .await?
-                .ok_or_else(|| ServiceError::not_found(format!("cases/{id}")))?;
-            let case = cases::with_history(&mut tx, vec![row]).await?.pop();
-            if let Some(case) = case {
-                let event = CaseEscalated {
-                    case: Some(case.clone()),
-                    cause: cause.as_str().to_string(),
-                };
-                outbox.publish(&mut tx, &case.name, &event).await?;
-            }
+            row.escalate_time = Some(now);
+            marked.push(row);
+            causes.push(cause);
+        }
+        // The events carry each case with its history, read for the batch at once.
+        for (case, cause) in cases::with_history(&mut tx, marked)
+            .await?
+            .into_iter()
+            .zip(causes)
+        {
+            let event = CaseEscalated {
+                case: Some(case.clone()),
+                cause: cause.as_str().to_string(),
+            };
+            outbox.publish(&mut tx, &case.name, &event).await?;
             escalated += 1;
         }
         tx.commit().await?;

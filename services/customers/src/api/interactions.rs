@@ -15,7 +15,7 @@ use distnet_proto::customers::v1::{
 use super::CustomersApi;
 use crate::domain::access;
 use crate::domain::interactions;
-use crate::store::{self, interactions as stored, time_of};
+use crate::store::{interactions as stored, time_of};
 
 /// Roles that log contacts by hand: the staff who serve retailers.
 pub const INTERACTION_LOGGERS: &[Role] = &[
@@ -114,10 +114,7 @@ impl CustomersApi {
             Claim::Replay(response) => return Ok(response),
             Claim::Fresh(key) => key,
         };
-        let customer = store::get_for_update(&mut tx, &customer_id)
-            .await?
-            .filter(|c| access::may_read(&caller, super::holder(c)))
-            .ok_or_else(|| ServiceError::not_found(&request.customer))?;
+        let customer = super::customer_in_scope(&mut tx, &caller, &request.customer, &customer_id).await?;
         let check_in = match (&request.check_in, &customer.location) {
             (Some(at), Some(store)) => {
                 let point = (at.latitude, at.longitude);

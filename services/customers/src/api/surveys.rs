@@ -7,7 +7,6 @@ use distnet_platform::validate::{Violations, parse_name};
 use distnet_proto::customers::v1::{Channel, RecordSurveyRequest, Survey, SurveyResponse};
 
 use super::CustomersApi;
-use crate::domain::access;
 use crate::domain::interactions;
 use crate::domain::surveys;
 use crate::store;
@@ -75,10 +74,7 @@ impl CustomersApi {
             Claim::Replay(response) => return Ok(response),
             Claim::Fresh(key) => key,
         };
-        let customer = store::get_for_update(&mut tx, &customer_id)
-            .await?
-            .filter(|c| access::may_read(&caller, super::holder(c)))
-            .ok_or_else(|| ServiceError::not_found(&request.customer))?;
+        let customer = super::customer_in_scope(&mut tx, &caller, &request.customer, &customer_id).await?;
         let id = format!("sv-{}", uuid::Uuid::now_v7().simple());
         let now = self.clock.now();
         store::surveys::insert(

@@ -1,6 +1,6 @@
 //! GetVisitPlan and GetVisitCompliance.
 
-use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use chrono::{Days, NaiveDate};
 use distnet_platform::ServiceError;
 use distnet_platform::auth::{Caller, Role};
 use distnet_proto::common::v1::{LatLng, PostalAddress};
@@ -18,21 +18,6 @@ pub const VISIT_READERS: &[Role] = &[Role::Admin, Role::CustomerManager];
 use distnet_platform::wire::timestamp;
 
 impl CustomersApi {
-    fn business_tz(&self) -> chrono_tz::Tz {
-        self.settings
-            .time_zone
-            .parse()
-            .unwrap_or(chrono_tz::Asia::Shanghai)
-    }
-
-    /// Start of a local date in UTC.
-    fn local_midnight(&self, date: NaiveDate, field: &str) -> Result<DateTime<Utc>, ServiceError> {
-        date.and_hms_opt(0, 0, 0)
-            .and_then(|t| self.business_tz().from_local_datetime(&t).earliest())
-            .map(|t| t.with_timezone(&Utc))
-            .ok_or_else(|| ServiceError::invalid_field(field, "is out of range"))
-    }
-
     /// The rep whose visits are asked for: the caller unless an admin names one.
     fn rep_of(caller: &Caller, rep: &str) -> Result<String, ServiceError> {
         caller.require(VISIT_READERS)?;

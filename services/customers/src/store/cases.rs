@@ -7,7 +7,7 @@ use distnet_platform::pagination::Page;
 use distnet_proto::customers::v1::{Callback, Case, CaseAction, CaseStatus, CaseStep};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
-use super::timestamp;
+use super::{ScopeColumns, push_scope, small, timestamp};
 use crate::domain::access::Visibility;
 
 const COLUMNS: &str = "c.id, c.customer_id, c.area_id, c.customer_class, c.category, c.channel, \
@@ -157,10 +157,6 @@ pub struct NewCase<'a> {
     pub open_time: DateTime<Utc>,
     pub respond_by: DateTime<Utc>,
     pub resolve_by: DateTime<Utc>,
-}
-
-fn small(v: i32) -> i16 {
-    i16::try_from(v).unwrap_or(0)
 }
 
 pub async fn insert(tx: &mut PgConnection, c: &NewCase<'_>) -> Result<(), ServiceError> {
@@ -322,30 +318,17 @@ pub async fn list(
     let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
         "SELECT {COLUMNS} FROM cases c JOIN customers cu ON cu.id = c.customer_id WHERE true"
     ));
-    match visibility {
-        Visibility::All => {}
-        Visibility::OwnedOrInAreas { owner, areas } => {
-            q.push(" AND (cu.owner_id = ").push_bind(owner.clone());
-            q.push(" OR c.area_id = ANY(").push_bind(areas.clone()).push(")");
-            q.push(" OR c.first_contact_owner = ")
-                .push_bind(staff.to_string());
-            q.push(" OR c.handler = ").push_bind(staff.to_string()).push(")");
-        }
-        Visibility::InAreas(areas) => {
-            q.push(" AND (c.area_id = ANY(")
-                .push_bind(areas.clone())
-                .push(")");
-            q.push(" OR c.first_contact_owner = ")
-                .push_bind(staff.to_string());
-            q.push(" OR c.handler = ").push_bind(staff.to_string()).push(")");
-        }
-        Visibility::Only(id) => {
-            q.push(" AND c.customer_id = ").push_bind(id.clone());
-        }
-        Visibility::Nothing => {
-            q.push(" AND false");
-        }
-    }
+    push_scope(
+        &mut q,
+        visibility,
+        &ScopeColumns {
+            owner: "cu.owner_id",
+            area: "c.area_id",
+            customer: "c.customer_id",
+            own: &["c.first_contact_owner", "c.handler"],
+        },
+        staff,
+    );
     if filter.status != 0 {
         q.push(" AND c.status = ").push_bind(small(filter.status));
     }
@@ -381,8 +364,8 @@ pub async fn list(
     }
     q.push(" ORDER BY c.open_time DESC, c.id DESC LIMIT ")
         .push_bind(page.size + 1);
-    let rows: Vec<CaseRow> = q.build_query_as().fetch_all(pool).await?;
     let mut conn = pool.acquire().await?;
+    let rows: Vec<CaseRow> = q.build_query_as().fetch_all(&mut *conn).await?;
     with_history(&mut conn, rows).await
 }
 

@@ -7,7 +7,7 @@ use distnet_proto::common::v1::LatLng;
 use distnet_proto::customers::v1::Interaction;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
-use super::timestamp;
+use super::{ScopeColumns, push_scope, small, timestamp};
 use crate::domain::access::Visibility;
 
 const COLUMNS: &str = "i.id, i.customer_id, i.channel, i.actor, i.actor_role, i.time, i.outcome, i.notes, \
@@ -76,10 +76,6 @@ pub struct NewInteraction<'a> {
     pub order_id: &'a str,
 }
 
-fn small(v: i32) -> i16 {
-    i16::try_from(v).unwrap_or(0)
-}
-
 pub async fn insert(tx: &mut PgConnection, n: &NewInteraction<'_>) -> Result<Interaction, ServiceError> {
     let sql = format!(
         "INSERT INTO interactions AS i (id, customer_id, area_id, channel, actor, actor_role, time, outcome, \
@@ -128,26 +124,17 @@ pub async fn list(
     let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
         "SELECT {COLUMNS} FROM interactions i JOIN customers cu ON cu.id = i.customer_id WHERE true"
     ));
-    match visibility {
-        Visibility::All => {}
-        Visibility::OwnedOrInAreas { owner, areas } => {
-            q.push(" AND (cu.owner_id = ").push_bind(owner.clone());
-            q.push(" OR i.area_id = ANY(").push_bind(areas.clone()).push(")");
-            q.push(" OR i.actor = ").push_bind(staff.to_string()).push(")");
-        }
-        Visibility::InAreas(areas) => {
-            q.push(" AND (i.area_id = ANY(")
-                .push_bind(areas.clone())
-                .push(")");
-            q.push(" OR i.actor = ").push_bind(staff.to_string()).push(")");
-        }
-        Visibility::Only(id) => {
-            q.push(" AND i.customer_id = ").push_bind(id.clone());
-        }
-        Visibility::Nothing => {
-            q.push(" AND false");
-        }
-    }
+    push_scope(
+        &mut q,
+        visibility,
+        &ScopeColumns {
+            owner: "cu.owner_id",
+            area: "i.area_id",
+            customer: "i.customer_id",
+            own: &["i.actor"],
+        },
+        staff,
+    );
     if !filter.customer_id.is_empty() {
         q.push(" AND i.customer_id = ")
             .push_bind(filter.customer_id.clone());

@@ -34,7 +34,7 @@ pub async fn insert(tx: &mut PgConnection, s: &NewSurvey<'_>) -> Result<(), Serv
     .bind(s.id)
     .bind(s.customer_id)
     .bind(s.area_id)
-    .bind(i16::try_from(s.channel).unwrap_or(0))
+    .bind(super::small(s.channel))
     .bind(s.actor)
     .bind(s.time)
     .bind(responses.to_string())
