@@ -599,11 +599,10 @@ pub(crate) fn run(
         // A stop the engine served may have made way for one it had left out: it
         // fits alone (it passed the pre-checks), so capacity or time keeps it out.
         let explained: Vec<usize> = outcome.unassigned.iter().map(|&(i, _)| i).collect();
+        let load = loads(model, &outcome.routes);
         for &i in &polished.unassigned {
             if !explained.contains(&i) {
-                outcome
-                    .unassigned
-                    .push((i, left_out_reason(model, &outcome.routes, i)));
+                outcome.unassigned.push((i, left_out_reason(model, &load, i)));
             }
         }
     }
@@ -611,10 +610,8 @@ pub(crate) fn run(
     Ok(outcome)
 }
 
-/// Why stop `i`, which fits alone, is not in `routes`: capacity when no vehicle has
-/// room left for it, its window (or the shifts) otherwise.
-fn left_out_reason(model: &Model<'_>, routes: &[EngineRoute], i: usize) -> UnassignedReason {
-    let demand = model.demand.get(i).copied().unwrap_or(0);
+/// Cases loaded on each vehicle by `routes`.
+fn loads(model: &Model<'_>, routes: &[EngineRoute]) -> Vec<i64> {
     let mut load = vec![0i64; model.capacity.len()];
     for route in routes {
         if let Some(l) = load.get_mut(route.vehicle) {
@@ -628,6 +625,13 @@ fn left_out_reason(model: &Model<'_>, routes: &[EngineRoute], i: usize) -> Unass
                 .sum::<i64>();
         }
     }
+    load
+}
+
+/// Why stop `i`, which fits alone, is not in routes loading vehicles with `load`:
+/// capacity when no vehicle has room left for it, its window (or the shifts) otherwise.
+fn left_out_reason(model: &Model<'_>, load: &[i64], i: usize) -> UnassignedReason {
+    let demand = model.demand.get(i).copied().unwrap_or(0);
     let room = (0..load.len()).any(|v| {
         let trips = model
             .problem

@@ -18,6 +18,7 @@
 //! Scope: single-trip routes. Routes the engine planned with a reload (second trip)
 //! are left as they are, with their vehicles and stops.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::schedule::{EngineRoute, Model, Visit};
@@ -83,8 +84,8 @@ struct Fleet {
 /// The problem's figures in flat arrays (node 0 is the depot, node `i + 1` stop `i`).
 struct Data {
     size: usize,
-    distance: Vec<f64>,
-    duration: Vec<f64>,
+    distance: Arc<[f64]>,
+    duration: Arc<[f64]>,
     demand: Vec<i64>,
     service: Vec<f64>,
     open: Vec<f64>,
@@ -265,6 +266,8 @@ struct Chain<'d> {
     touched: Vec<usize>,
     is_touched: Vec<bool>,
     removed: Vec<usize>,
+    /// Tours with stops (scratch space of `ruin`).
+    used: Vec<usize>,
     /// Kinds of empty vehicle already tried for the current stop.
     kinds: Vec<(i64, u64, u64)>,
 }
@@ -280,10 +283,11 @@ impl<'d> Chain<'d> {
     /// became infeasible (possible with matrices that break the triangle inequality).
     fn ruin(&mut self, state: &mut State) -> bool {
         let data = self.data;
-        let used: Vec<usize> = (0..state.tours.len())
-            .filter(|&t| !state.tours[t].stops.is_empty())
-            .collect();
+        let mut used = std::mem::take(&mut self.used);
+        used.clear();
+        used.extend((0..state.tours.len()).filter(|&t| !state.tours[t].stops.is_empty()));
         if used.is_empty() {
+            self.used = used;
             return true;
         }
         let assigned: usize = used.iter().map(|&t| state.tours[t].stops.len()).sum();
@@ -297,6 +301,7 @@ impl<'d> Chain<'d> {
             let stops = &state.tours[t].stops;
             stops[self.rng.below(stops.len())]
         };
+        self.used = used;
         let mut ruined = 0;
         for &c in std::iter::once(&seed).chain(data.neighbours[seed].iter()) {
             if ruined >= tours_to_ruin {
@@ -332,16 +337,18 @@ impl<'d> Chain<'d> {
                 let keep_from = from + self.rng.below(l + 1);
                 (from, from + total, keep_from..keep_from + m)
             };
-            let mut kept = Vec::with_capacity(length);
-            for (p, &s) in tour.stops.iter().enumerate() {
-                if p >= from && p < to && !keep.contains(&p) {
-                    self.removed.push(s);
-                    state.tour_of[s] = usize::MAX;
-                } else {
-                    kept.push(s);
+            let mut p = 0;
+            let removed = &mut self.removed;
+            let tour_of = &mut state.tour_of;
+            tour.stops.retain(|&s| {
+                let out = p >= from && p < to && !keep.contains(&p);
+                p += 1;
+                if out {
+                    removed.push(s);
+                    tour_of[s] = usize::MAX;
                 }
-            }
-            tour.stops = kept;
+                !out
+            });
             ruined += 1;
             self.touch(t);
         }
@@ -470,6 +477,7 @@ fn anneal(
         touched: Vec::new(),
         is_touched: vec![false; initial.tours.len()],
         removed: Vec::new(),
+        used: Vec::new(),
         kinds: Vec::new(),
     };
     let mut current = initial.clone();
@@ -579,8 +587,8 @@ pub(crate) fn polish(
     let n = problem.stops.len();
     let mut data = Data {
         size: matrix.size,
-        distance: matrix.distances.to_vec(),
-        duration: matrix.durations.to_vec(),
+        distance: matrix.distances.clone(),
+        duration: matrix.durations.clone(),
         demand: model.demand.clone(),
         service: problem.stops.iter().map(|s| s.service_seconds).collect(),
         open: (0..n).map(|i| model.window(i).0).collect(),
