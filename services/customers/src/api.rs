@@ -1,11 +1,13 @@
 //! `distnet.customers.v1.CustomerService`: validate → authorize → store → reply.
 
 mod cases;
+mod insights;
 mod interactions;
 mod surveys;
 mod visits;
 
 pub use cases::{CASE_HANDLERS, CASE_OPENERS, CASE_READERS, CASE_STATS_READERS, escalate_overdue};
+pub use insights::{HISTORY_IMPORTERS, INSIGHT_READERS, cycle_monday, refresh_insights};
 pub use interactions::{INTERACTION_LOGGERS, INTERACTION_READERS};
 pub use surveys::SURVEY_RECORDERS;
 pub use visits::VISIT_READERS;
@@ -22,12 +24,14 @@ use distnet_platform::validate::{Violations, is_valid_id, parse_name};
 use distnet_proto::customers::v1::customer_service_server::CustomerService;
 use distnet_proto::customers::v1::{
     BatchGetCustomersRequest, BatchGetCustomersResponse, Case, CaseStats, CloseCaseRequest,
-    CreateCustomerRequest, Customer, CustomerFormat, CustomerStatus, GetCaseRequest, GetCaseStatsRequest,
-    GetCustomerRequest, GetVisitComplianceRequest, GetVisitPlanRequest, Interaction, ListCasesRequest,
-    ListCasesResponse, ListCustomersRequest, ListCustomersResponse, ListInteractionsRequest,
-    ListInteractionsResponse, ListOwnershipHistoryRequest, ListOwnershipHistoryResponse,
-    LogInteractionRequest, OpenCaseRequest, ReassignOwnerRequest, RecordCallbackRequest, RecordSurveyRequest,
-    ResolveCaseRequest, Survey, TransferCaseRequest, UpdateCustomerRequest, VisitCompliance, VisitPlan,
+    CreateCustomerRequest, Customer, CustomerFlag, CustomerFormat, CustomerInsights, CustomerStatus,
+    GetCaseRequest, GetCaseStatsRequest, GetCustomerInsightsRequest, GetCustomerRequest,
+    GetVisitComplianceRequest, GetVisitPlanRequest, ImportOrderHistoryRequest, ImportOrderHistoryResponse,
+    Interaction, ListCasesRequest, ListCasesResponse, ListCustomersRequest, ListCustomersResponse,
+    ListInteractionsRequest, ListInteractionsResponse, ListOwnershipHistoryRequest,
+    ListOwnershipHistoryResponse, LogInteractionRequest, OpenCaseRequest, ReassignOwnerRequest,
+    RecordCallbackRequest, RecordSurveyRequest, ResolveCaseRequest, Segment, Survey, TransferCaseRequest,
+    UpdateCustomerRequest, VisitCompliance, VisitPlan,
 };
 use distnet_proto::events::v1::CustomerChanged;
 use sqlx::PgPool;
@@ -167,6 +171,7 @@ impl CustomersApi {
             request.customer_id.clone()
         };
         let created = store::insert(&mut tx, &id, &customer, &caller.sub).await?;
+        store::insights::touch(&mut tx).await?;
         self.outbox
             .publish(
                 &mut tx,
@@ -229,13 +234,25 @@ impl CustomersApi {
         v.text(&request.name_prefix, "name_prefix", 100);
         v.text(&request.area_id, "area_id", 63);
         v.text(&request.owner_id, "owner_id", 63);
+        v.known_enum::<Segment>(request.segment, "segment");
+        v.known_enum::<CustomerFlag>(request.flag, "flag");
         v.into_result()?;
+        if (request.segment != 0 || request.flag != 0) && !INSIGHT_READERS.contains(&caller.role) {
+            return Err(ServiceError::permission_denied(
+                "filtering by segment or flag needs the right to read insights",
+            ));
+        }
         let filter = store::ListFilter {
             area_id: request.area_id,
             owner_id: request.owner_id,
             format: request.format,
             status: request.status,
             name_prefix: request.name_prefix,
+            segment: request.segment,
+            flag_bit: CustomerFlag::try_from(request.flag)
+                .ok()
+                .filter(|f| *f != CustomerFlag::Unspecified)
+                .map_or(0, insights::flag_bit),
         };
         let fingerprint = format!("{filter:?}");
         let page = pagination::read(request.page_size, &request.page_token, &fingerprint)?;
@@ -300,6 +317,7 @@ impl CustomersApi {
             )));
         }
         let updated = store::update(&mut tx, &id, &next).await?;
+        store::insights::touch(&mut tx).await?;
         self.outbox
             .publish(
                 &mut tx,
@@ -479,6 +497,26 @@ impl CustomerService for CustomersApi {
     async fn record_survey(&self, request: Request<RecordSurveyRequest>) -> Result<Response<Survey>, Status> {
         rpc::handle(DOMAIN, request, |caller, message| {
             self.record_survey(caller, message)
+        })
+        .await
+    }
+
+    async fn get_customer_insights(
+        &self,
+        request: Request<GetCustomerInsightsRequest>,
+    ) -> Result<Response<CustomerInsights>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.customer_insights(caller, message)
+        })
+        .await
+    }
+
+    async fn import_order_history(
+        &self,
+        request: Request<ImportOrderHistoryRequest>,
+    ) -> Result<Response<ImportOrderHistoryResponse>, Status> {
+        rpc::handle(DOMAIN, request, |caller, message| {
+            self.import_order_history(caller, message)
         })
         .await
     }

@@ -1,16 +1,23 @@
 //! What customers consumes: `StandingChanged` keeps each customer's class (which
 //! decides the deadlines of their service cases); `DeliveryCompleted` and
-//! `DeliveryFailed` are logged as DELIVERY contacts.
+//! `DeliveryFailed` are logged as DELIVERY contacts; `OrderConfirmed` and
+//! `OrderCancelled` become order facts (value, cartons, scarce cartons per cycle)
+//! behind the four degrees.
 
 use chrono::{DateTime, Utc};
 use distnet_platform::ServiceError;
 use distnet_platform::events::EventHandler;
 use distnet_proto::accreditation::v1::CustomerClass;
+use distnet_proto::allocation::v1::Order;
 use distnet_proto::customers::v1::Channel;
-use distnet_proto::events::v1::{DeliveryCompleted, DeliveryFailed, EventEnvelope, StandingChanged};
+use distnet_proto::events::v1::{
+    DeliveryCompleted, DeliveryFailed, EventEnvelope, OrderCancelled, OrderConfirmed, StandingChanged,
+};
 use prost::Name as _;
 use sqlx::PgConnection;
 
+use crate::api::cycle_monday;
+use crate::store::insights::{self, OrderFact};
 use crate::store::{cases, interactions, time_of};
 
 pub struct Consumer;
@@ -40,6 +47,19 @@ impl EventHandler for Consumer {
                     .unwrap_or(&standing.customer);
                 cases::set_customer_class(tx, id, class_name(standing.customer_class), standing.version)
                     .await?;
+                insights::touch(tx).await?;
+            }
+        } else if event.event_type == OrderConfirmed::full_name() {
+            let confirmed: OrderConfirmed = payload.to_msg()?;
+            if let Some(fact) = confirmed.order.as_ref().and_then(|o| order_fact(o, event)) {
+                insights::record_order(tx, &fact).await?;
+                insights::touch(tx).await?;
+            }
+        } else if event.event_type == OrderCancelled::full_name() {
+            let cancelled: OrderCancelled = payload.to_msg()?;
+            if let Some(fact) = cancelled.order.as_ref().and_then(|o| order_fact(o, event)) {
+                insights::cancel_order(tx, &fact).await?;
+                insights::touch(tx).await?;
             }
         } else if event.event_type == DeliveryCompleted::full_name() {
             let done: DeliveryCompleted = payload.to_msg()?;
@@ -78,6 +98,42 @@ impl EventHandler for Consumer {
         }
         Ok(())
     }
+}
+
+/// What an order adds to its customer's facts; `None` (with a warning) for an order
+/// whose name or cycle cannot be read, rather than blocking the event stream.
+fn order_fact(order: &Order, event: &EventEnvelope) -> Option<OrderFact> {
+    let id = order.name.strip_prefix("orders/").filter(|id| !id.is_empty());
+    let week_start = cycle_monday(&order.cycle);
+    let (Some(id), Some(week_start)) = (id, week_start) else {
+        tracing::warn!(order = %order.name, cycle = %order.cycle, event_id = %event.event_id, "order fact not recorded: malformed order");
+        return None;
+    };
+    let cartons: i64 = order.lines.iter().map(|l| l.cartons.max(0)).sum();
+    let scarce: i64 = order
+        .lines
+        .iter()
+        .filter(|l| l.scarce)
+        .map(|l| l.cartons.max(0))
+        .sum();
+    Some(OrderFact {
+        id: id.to_string(),
+        customer_id: order
+            .customer
+            .strip_prefix("customers/")
+            .unwrap_or(&order.customer)
+            .to_string(),
+        cycle: order
+            .cycle
+            .strip_prefix("cycles/")
+            .unwrap_or(&order.cycle)
+            .to_string(),
+        week_start,
+        orders: 1,
+        value_fen: order.value.as_ref().map_or(0, |m| m.fen.max(0)),
+        cartons,
+        scarce_cartons: scarce,
+    })
 }
 
 /// Logs a delivery attempt as a DELIVERY contact by "logistics" (once per event: the

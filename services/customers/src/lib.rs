@@ -21,8 +21,15 @@ use tonic::service::Routes;
 pub const SERVICE: &str = "customers";
 
 /// Events this service consumes: standings (each customer's class decides the
-/// deadlines of their cases) and deliveries (logged as contacts).
-pub const CONSUMES: &[&str] = &["StandingChanged", "DeliveryCompleted", "DeliveryFailed"];
+/// deadlines of their cases), deliveries (logged as contacts) and orders (the
+/// order facts behind the four degrees).
+pub const CONSUMES: &[&str] = &[
+    "StandingChanged",
+    "DeliveryCompleted",
+    "DeliveryFailed",
+    "OrderConfirmed",
+    "OrderCancelled",
+];
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -58,6 +65,23 @@ pub async fn serve_with_clock(
         move || {
             let (pool, outbox, now) = (sweep_pool.clone(), sweep_outbox.clone(), sweep_clock.now());
             async move { api::escalate_overdue(&pool, &outbox, now).await }
+        },
+    );
+
+    // The four degrees, segments and flags follow their inputs.
+    let (refresh_pool, refresh_clock) = (pool.clone(), clock.clone());
+    let time_zone = settings
+        .customers
+        .time_zone
+        .parse()
+        .unwrap_or(chrono_tz::Asia::Shanghai);
+    server::spawn_periodic(
+        "customer insights refreshed",
+        Duration::from_millis(settings.customers.insights_refresh_ms.max(10)),
+        shutdown.clone(),
+        move || {
+            let (pool, now) = (refresh_pool.clone(), refresh_clock.now());
+            async move { api::refresh_insights(&pool, now, time_zone).await }
         },
     );
 

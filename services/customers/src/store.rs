@@ -11,6 +11,7 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use crate::domain::access::Visibility;
 
 pub mod cases;
+pub mod insights;
 pub mod interactions;
 pub mod surveys;
 use crate::domain::profile::{etag, window_minutes};
@@ -201,6 +202,30 @@ pub async fn get_for_update(tx: &mut PgConnection, id: &str) -> Result<Option<Cu
     Ok(row.map(Into::into))
 }
 
+/// Up to `limit` customers with ids after `after`, in id order (for full scans).
+pub async fn page_after(
+    conn: &mut PgConnection,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<Customer>, ServiceError> {
+    let rows: Vec<CustomerRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM customers WHERE id > $1 ORDER BY id LIMIT $2"
+    ))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Which of `ids` are customers.
+pub async fn existing_ids(conn: &mut PgConnection, ids: &[String]) -> Result<Vec<String>, ServiceError> {
+    Ok(sqlx::query_scalar("SELECT id FROM customers WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(conn)
+        .await?)
+}
+
 pub async fn get_many(pool: &PgPool, ids: &[String]) -> Result<Vec<Customer>, ServiceError> {
     let rows: Vec<CustomerRow> =
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM customers WHERE id = ANY($1)"))
@@ -294,6 +319,10 @@ pub struct ListFilter {
     pub format: i32,
     pub status: i32,
     pub name_prefix: String,
+    /// distnet.customers.v1.Segment; 0 = any.
+    pub segment: i32,
+    /// Bit of a CustomerFlag in `customer_insights.flags`; 0 = any.
+    pub flag_bit: i16,
 }
 
 /// The columns that decide who sees a row of a list: the customer's owner, the row's
@@ -381,6 +410,16 @@ pub async fn list(
     if !filter.name_prefix.is_empty() {
         let pattern = format!("{}%", escape_like(&filter.name_prefix.to_lowercase()));
         q.push(" AND lower(display_name) LIKE ").push_bind(pattern);
+    }
+    if filter.segment != 0 {
+        q.push(" AND id IN (SELECT customer_id FROM customer_insights WHERE segment = ")
+            .push_bind(small(filter.segment))
+            .push(")");
+    }
+    if filter.flag_bit != 0 {
+        q.push(" AND id IN (SELECT customer_id FROM customer_insights WHERE flags & ")
+            .push_bind(filter.flag_bit)
+            .push(" <> 0)");
     }
     if let Some(after) = &page.after {
         q.push(" AND id > ").push_bind(after.clone());

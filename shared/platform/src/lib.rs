@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod clock;
+pub mod cycle;
 pub mod db;
 pub mod error;
 pub mod events;

@@ -54,6 +54,9 @@ pub struct CustomersSettings {
     pub case_deadlines: Vec<CaseDeadline>,
     /// How often overdue cases are looked for and escalated.
     pub case_sweep_ms: u64,
+    /// How often the four degrees, segments and flags are recomputed when their
+    /// inputs (order facts, surveys, cases, profiles, classes) changed.
+    pub insights_refresh_ms: u64,
     /// A visit checked in farther than this from the store is flagged.
     pub visit_radius_m: f64,
     /// The satisfaction questionnaire; empty means the built-in one.
@@ -84,6 +87,7 @@ impl Default for CustomersSettings {
             time_zone: "Asia/Shanghai".into(),
             case_deadlines: Vec::new(),
             case_sweep_ms: 60_000,
+            insights_refresh_ms: 60_000,
             visit_radius_m: 200.0,
             survey_questions: Vec::new(),
         }

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod cases;
+pub mod insights;
 pub mod interactions;
 pub mod profile;
 pub mod surveys;

@@ -198,6 +198,26 @@ pub fn apply_update_mask(
 }
 
 /// The etag of a stored version.
+/// The profile fields staff rely on that are empty: a complete file has them all
+/// (DOMAIN.md: customer files are expected to be 100 % complete).
+pub fn missing_fields(customer: &Customer) -> Vec<&'static str> {
+    let address = customer.address.clone().unwrap_or_default();
+    [
+        ("legal_name", customer.legal_name.trim().is_empty()),
+        ("contact_name", customer.contact_name.trim().is_empty()),
+        ("contact_phone", customer.contact_phone.trim().is_empty()),
+        ("address.city", address.city.trim().is_empty()),
+        ("address.district", address.district.trim().is_empty()),
+        ("address.street", address.street.trim().is_empty()),
+        ("receiving_window", customer.receiving_window.is_none()),
+        ("floor_area_sqm", customer.floor_area_sqm <= 0),
+        ("visit_weekday", customer.visit_weekday == 0),
+    ]
+    .into_iter()
+    .filter_map(|(field, missing)| missing.then_some(field))
+    .collect()
+}
+
 pub fn etag(version: i64) -> String {
     format!("v{version}")
 }
@@ -240,6 +260,35 @@ mod tests {
             Ok(()) => vec![],
             Err(e) => e.details.field_violations.into_iter().map(|f| f.field).collect(),
         }
+    }
+
+    #[test]
+    fn a_file_is_complete_only_with_every_field_staff_rely_on() {
+        let mut customer = valid();
+        customer.legal_name = "成都春熙便利店有限公司".into();
+        customer.contact_name = "王芳".into();
+        customer.contact_phone = "13800001234".into();
+        customer.floor_area_sqm = 40;
+        customer.visit_weekday = 2;
+        let address = customer.address.get_or_insert_with(Default::default);
+        address.city = "成都市".into();
+        address.district = "锦江区".into();
+        address.street = "春熙路 1 号".into();
+        customer.receiving_window.get_or_insert_with(Default::default);
+        assert_eq!(missing_fields(&customer), Vec::<&str>::new());
+        customer.legal_name = "  ".into();
+        customer.visit_weekday = 0;
+        customer.address = None;
+        assert_eq!(
+            missing_fields(&customer),
+            vec![
+                "legal_name",
+                "address.city",
+                "address.district",
+                "address.street",
+                "visit_weekday"
+            ]
+        );
     }
 
     #[test]

@@ -179,6 +179,8 @@ pub async fn insert(tx: &mut PgConnection, c: &NewCase<'_>) -> Result<(), Servic
     .bind(c.resolve_by)
     .execute(&mut *tx)
     .await?;
+    // Complaints weigh on satisfaction.
+    super::insights::touch(tx).await?;
     add_step(
         tx,
         c.id,
@@ -294,7 +296,11 @@ pub async fn apply(tx: &mut PgConnection, id: &str, change: &Change<'_>) -> Resu
         q.push(", close_time = ").push_bind(at);
     }
     q.push(" WHERE id = ").push_bind(id.to_string());
-    q.build().execute(tx).await?;
+    q.build().execute(&mut *tx).await?;
+    if change.callback.is_some() {
+        // Callbacks weigh on satisfaction.
+        super::insights::touch(tx).await?;
+    }
     Ok(())
 }
 

@@ -40,7 +40,7 @@ pub async fn insert(tx: &mut PgConnection, s: &NewSurvey<'_>) -> Result<(), Serv
     .bind(responses.to_string())
     .bind(s.comment)
     .bind(s.score)
-    .execute(tx)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    super::insights::touch(tx).await
 }
