@@ -1,8 +1,9 @@
 //! Order to delivery end to end, through the four real services on ephemeral ports
 //! against one database, with their real outboxes and relays between them: a retailer
 //! is created (customers), licensed (accreditation), orders (allocation); the order
-//! becomes a shipment, is planned, published and delivered with proof (logistics);
-//! and allocation marks the order delivered.
+//! shows in the retailer's order facts and insights (customers) and becomes a
+//! shipment, is planned, published and delivered with proof (logistics); allocation
+//! marks the order delivered and customers logs the delivery as a contact.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,7 +26,10 @@ use distnet_proto::allocation::v1::{
 };
 use distnet_proto::common::v1::{LatLng, Money, TimeOfDay};
 use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
-use distnet_proto::customers::v1::{Channel as ContactChannel, ListInteractionsRequest};
+use distnet_proto::customers::v1::{
+    Channel as ContactChannel, GetCustomerInsightsRequest, ListInteractionsRequest,
+    Segment as CustomerSegment,
+};
 use distnet_proto::customers::v1::{CreateCustomerRequest, Customer, CustomerFormat, Settlement};
 use distnet_proto::logistics::v1::logistics_service_client::LogisticsServiceClient;
 use distnet_proto::logistics::v1::*;
@@ -101,6 +105,7 @@ async fn an_order_placed_in_allocation_is_planned_delivered_with_proof_and_marke
     let db = TestDb::new().await.expect("database");
     let mut settings = distnet_testkit::settings(&db.url);
     wired(&mut settings);
+    settings.customers.insights_refresh_ms = 100;
     let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
     let (customers_l, accreditation_l, allocation_l, logistics_l) = (
         bind().await.expect("bind"),
@@ -115,9 +120,14 @@ async fn an_order_placed_in_allocation_is_planned_delivered_with_proof_and_marke
     let shutdown = Shutdown::new();
     let clock = ManualClock::new(tuesday_morning());
     let handles: Vec<ServerHandle> = vec![
-        distnet_customers::serve(&settings, customers_l, shutdown.clone())
-            .await
-            .expect("customers"),
+        distnet_customers::serve_with_clock(
+            &settings,
+            customers_l,
+            shutdown.clone(),
+            Arc::new(clock.clone()),
+        )
+        .await
+        .expect("customers"),
         distnet_accreditation::serve(&settings, accreditation_l, shutdown.clone())
             .await
             .expect("accreditation"),
@@ -338,6 +348,38 @@ async fn an_order_placed_in_allocation_is_planned_delivered_with_proof_and_marke
     })
     .await;
     assert_eq!(order.status, OrderStatus::Confirmed as i32);
+
+    // OrderConfirmed also reaches customers: the week's order facts and the insights.
+    let insights_reader = CustomerServiceClient::new(channel_for(&customers, admin.clone()));
+    let insights = eventually("the order shows in the retailer's facts and insights", || {
+        let mut reader = insights_reader.clone();
+        async move {
+            reader
+                .get_customer_insights(GetCustomerInsightsRequest {
+                    customer: "customers/shop-e2e".into(),
+                })
+                .await
+                .ok()
+                .map(|r| r.into_inner())
+                .filter(|i| i.cycles.last().is_some_and(|c| c.orders == 1))
+        }
+    })
+    .await;
+    let week = insights.cycles.last().expect("the current cycle");
+    assert_eq!(week.cycle, "cycles/2026-W48");
+    assert_eq!(week.value, order.value);
+    assert_eq!((week.cartons, week.scarce_cartons), (150, 0));
+    assert!(
+        (insights.value_share_percent - 100.0).abs() < 1e-9,
+        "the only ordering retailer"
+    );
+    assert_eq!(insights.segment, CustomerSegment::A as i32);
+    let dependency = insights.dependency.expect("dependency");
+    assert_eq!(dependency.factors[0].name, "cycle_share");
+    assert_eq!(
+        dependency.factors[0].value, 100.0,
+        "ordered in its only open cycle"
+    );
 
     // The order reaches logistics as a shipment for Wednesday morning.
     let shipment = eventually("OrderConfirmed becomes a shipment", || {
