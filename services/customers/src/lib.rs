@@ -6,7 +6,8 @@ pub mod domain;
 mod events;
 mod store;
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use distnet_platform::clock::{self, SharedClock};
 use distnet_platform::events::{EventInbox, Outbox, Relay};
@@ -68,20 +69,36 @@ pub async fn serve_with_clock(
         },
     );
 
-    // The four degrees, segments and flags follow their inputs.
+    // The four degrees, segments and flags follow their inputs: a change after a quiet
+    // spell within a second, and at most every `insights_refresh_ms` while inputs
+    // keep changing.
     let (refresh_pool, refresh_clock) = (pool.clone(), clock.clone());
     let time_zone = settings
         .customers
         .time_zone
         .parse()
         .unwrap_or(chrono_tz::Asia::Shanghai);
+    let spacing = Duration::from_millis(settings.customers.insights_refresh_ms.max(10));
+    let last_run: Arc<Mutex<Option<Instant>>> = Arc::default();
     server::spawn_periodic(
         "customer insights refreshed",
-        Duration::from_millis(settings.customers.insights_refresh_ms.max(10)),
+        spacing.min(Duration::from_secs(1)),
         shutdown.clone(),
         move || {
-            let (pool, now) = (refresh_pool.clone(), refresh_clock.now());
-            async move { api::refresh_insights(&pool, now, time_zone).await }
+            let (pool, now, last_run) = (refresh_pool.clone(), refresh_clock.now(), last_run.clone());
+            let recently = last_run
+                .lock()
+                .map(|last| last.is_some_and(|at| at.elapsed() < spacing))
+                .unwrap_or(false);
+            async move {
+                let assessed = api::refresh_insights(&pool, now, time_zone, recently).await?;
+                if assessed > 0
+                    && let Ok(mut last) = last_run.lock()
+                {
+                    *last = Some(Instant::now());
+                }
+                Ok(assessed)
+            }
         },
     );
 

@@ -54,8 +54,9 @@ pub struct CustomersSettings {
     pub case_deadlines: Vec<CaseDeadline>,
     /// How often overdue cases are looked for and escalated.
     pub case_sweep_ms: u64,
-    /// How often the four degrees, segments and flags are recomputed when their
-    /// inputs (order facts, surveys, cases, profiles, classes) changed.
+    /// The four degrees, segments and flags are recomputed when their inputs (order
+    /// facts, surveys, cases, profiles, classes) change: within a second after a quiet
+    /// spell, and at most this often while they keep changing.
     pub insights_refresh_ms: u64,
     /// A visit checked in farther than this from the store is flagged.
     pub visit_radius_m: f64,

@@ -210,11 +210,14 @@ impl CustomersApi {
 /// Recomputes every customer's insights when an input changed since the last run, a
 /// new cycle began, a change may have been committing during the last run, or a day
 /// has passed; returns how many customers were assessed (0 when nothing was due or
-/// another replica holds the refresh).
+/// another replica holds the refresh). `recently_ran` (this replica ran within the
+/// configured spacing) holds back runs while inputs keep changing; the first change
+/// after a quiet spell runs at once.
 pub async fn refresh_insights(
     pool: &PgPool,
     now: DateTime<Utc>,
     time_zone: chrono_tz::Tz,
+    recently_ran: bool,
 ) -> Result<usize, ServiceError> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -234,7 +237,8 @@ pub async fn refresh_insights(
             || s.window_end != window_end
             || now - s.computed_at >= REFRESH_AT_LEAST_EVERY
     });
-    if !due {
+    let busy = recently_ran && state.as_ref().is_some_and(|s| !s.settled);
+    if !due || busy {
         return Ok(0);
     }
     let start = window_start(window_end);
