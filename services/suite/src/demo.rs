@@ -44,16 +44,23 @@ pub(crate) async fn connect(endpoint: &str) -> anyhow::Result<Channel> {
         .with_context(|| format!("connecting to {endpoint}"))
 }
 
-/// An interceptor that adds `token` to every call.
-pub(crate) fn bearer(token: &str) -> anyhow::Result<impl tonic::service::Interceptor + Clone + use<>> {
-    let value: MetadataValue<_> = format!("Bearer {token}").parse()?;
-    Ok(move |mut request: tonic::Request<()>| {
-        request.metadata_mut().insert("authorization", value.clone());
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub(crate) struct BearerToken(MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert("authorization", self.0.clone());
         Ok(request)
-    })
+    }
 }
 
-fn progress_bar(len: usize, what: &str) -> ProgressBar {
+/// An interceptor that adds `token` to every call.
+pub(crate) fn bearer(token: &str) -> anyhow::Result<BearerToken> {
+    Ok(BearerToken(format!("Bearer {token}").parse()?))
+}
+
+pub(crate) fn progress_bar(len: usize, what: &str) -> ProgressBar {
     let progress = ProgressBar::new(len as u64);
     progress.set_style(
         ProgressStyle::with_template(&format!(

@@ -5,6 +5,7 @@ mod bench_routing;
 mod demo;
 mod demo_allocation;
 mod demo_logistics;
+mod demo_relationship;
 mod seed;
 mod up;
 

@@ -5,6 +5,7 @@
 //! 25 km radius that gets two deliveries a day, 70 % on e-settlement. Generation is a
 //! pure function of [`NetworkShape`]: the same shape always yields the same network.
 
+use distnet_platform::cycle::CycleId;
 use distnet_proto::accreditation::v1::CreditProfile;
 use distnet_proto::common::v1::{LatLng, LocalTimeWindow, Money, PostalAddress, TimeOfDay};
 use distnet_proto::customers::v1::{Customer, CustomerFormat, CustomerStatus, Settlement};
@@ -371,6 +372,68 @@ pub fn monthly_purchases(shape: &NetworkShape, retailers: &[SeedRetailer]) -> Ve
         .collect()
 }
 
+/// One retailer's orders in one past cycle, as the previous system recorded them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeeklyOrders {
+    pub customer_id: String,
+    pub cycle: CycleId,
+    pub value_fen: i64,
+    pub cartons: i64,
+    pub scarce_cartons: i64,
+}
+
+/// Past cycles of order history the demo imports (the insights window is 12 cycles
+/// including the current one, whose orders arrive live).
+pub const HISTORY_CYCLES: usize = 11;
+
+/// Deterministic order history for the [`HISTORY_CYCLES`] cycles before `current`,
+/// from the same monthly purchases the grading uses: each retailer orders in most
+/// weeks (its own regularity, 55–100 %), about a quarter of its monthly cartons at a
+/// time (±40 %), with 0–30 % scarce products; one in thirty stopped ordering two
+/// cycles ago (the churn risk the insights flag). Newcomers have no history.
+pub fn weekly_history(
+    shape: &NetworkShape,
+    retailers: &[SeedRetailer],
+    current: CycleId,
+) -> Vec<WeeklyOrders> {
+    let mut rng = SplitMix64(shape.seed ^ 0x0DE2_5EED);
+    let mut cycles = Vec::with_capacity(HISTORY_CYCLES);
+    let mut cycle = current;
+    for _ in 0..HISTORY_CYCLES {
+        match cycle.previous() {
+            Some(previous) => {
+                cycles.push(previous);
+                cycle = previous;
+            }
+            None => break,
+        }
+    }
+    cycles.reverse();
+    let mut out = Vec::new();
+    for purchase in monthly_purchases(shape, retailers) {
+        let regularity = 0.55 + 0.45 * rng.unit();
+        let scarce_share = 0.3 * rng.unit();
+        let stopped = rng.below(30) == 0;
+        let price_fen = purchase.amount_fen / purchase.cartons.max(1);
+        for (i, cycle) in cycles.iter().enumerate() {
+            let ordered = rng.unit() < regularity;
+            let noise = 0.6 + 0.8 * rng.unit();
+            if !ordered || (stopped && i + 2 >= cycles.len()) {
+                continue;
+            }
+            let cartons = ((purchase.cartons as f64 / 4.33) * noise).round().max(1.0) as i64;
+            out.push(WeeklyOrders {
+                customer_id: purchase.customer_id.clone(),
+                cycle: *cycle,
+                value_fen: cartons * price_fen,
+                cartons,
+                scarce_cartons: (cartons as f64 * scarce_share).floor() as i64,
+            });
+        }
+    }
+    out
+}
+
 /// Every `SAMPLE_EVERY`-th retailer gets a score history and a credit file in the
 /// demo: enough to show classes and credit without seeding 11,500 of each.
 pub const SAMPLE_EVERY: usize = 10;
@@ -406,6 +469,45 @@ pub fn credit_file(shape: &NetworkShape, index: usize, retailer: &SeedRetailer) 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn weekly_history_covers_the_past_cycles_mostly_regularly_with_some_who_stopped() {
+        let shape = NetworkShape::default();
+        let current = CycleId::parse("2026-W48").expect("cycle");
+        let history = weekly_history(&shape, network(), current);
+        assert_eq!(
+            history,
+            weekly_history(&shape, network(), current),
+            "deterministic"
+        );
+        let first = CycleId::parse("2026-W37").expect("cycle");
+        assert!(history.iter().all(|w| w.cycle >= first && w.cycle < current));
+        assert!(
+            history
+                .iter()
+                .all(|w| w.cartons >= 1 && (0..=w.cartons).contains(&w.scarce_cartons))
+        );
+        assert!(history.iter().all(|w| w.value_fen > 0));
+        let buyers: std::collections::HashSet<&str> =
+            history.iter().map(|w| w.customer_id.as_str()).collect();
+        let active_last_cycles: std::collections::HashSet<&str> = history
+            .iter()
+            .filter(|w| w.cycle >= CycleId::parse("2026-W46").expect("cycle"))
+            .map(|w| w.customer_id.as_str())
+            .collect();
+        // About 95 % buy; of those, most ordered in the last two cycles, a few stopped.
+        let share = buyers.len() as f64 / network().len() as f64;
+        assert!((0.9..0.99).contains(&share), "{share}");
+        let quiet = buyers.len() - active_last_cycles.len();
+        assert!(
+            quiet > buyers.len() / 50 && quiet < buyers.len() / 5,
+            "{quiet} of {}",
+            buyers.len()
+        );
+        // Ordering in most weeks: 55–100 % regularity averages about 78 %.
+        let per_buyer = history.len() as f64 / buyers.len() as f64 / HISTORY_CYCLES as f64;
+        assert!((0.65..0.9).contains(&per_buyer), "{per_buyer}");
+    }
+
     #[test]
     fn purchases_are_deterministic_skewed_and_leave_some_newcomers() {
         let shape = NetworkShape {

@@ -15,7 +15,7 @@ use distnet_platform::settings::{DEV_HS256_SECRET, Secret, TokenAlgorithm};
 use sqlx::Connection as _;
 
 use crate::seed::NetworkShape;
-use crate::{demo, demo_allocation, demo_logistics};
+use crate::{demo, demo_allocation, demo_logistics, demo_relationship};
 
 /// The services this build runs, with the events each consumes.
 pub const SERVICES: &[(&str, &[&str])] = &[
@@ -150,6 +150,17 @@ pub async fn run(mut settings: Settings, options: UpOptions) -> anyhow::Result<(
             allocation.eligible,
             allocation.committed_total,
             allocation.elapsed.as_secs_f64()
+        );
+        let relationship =
+            demo_relationship::seed_relationship(&settings.services.customers.url, secret, &options.shape)
+                .await?;
+        println!(
+            "demo relationships ready: {} order-history records, {} visits, {} surveys, {} cases ({:.1} s)",
+            relationship.history,
+            relationship.visits,
+            relationship.surveys,
+            relationship.cases,
+            relationship.elapsed.as_secs_f64()
         );
     }
     println!("ready; ctrl-c stops everything");

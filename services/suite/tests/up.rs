@@ -13,7 +13,8 @@ use distnet_proto::allocation::v1::{GetCycleReportRequest, GetEntitlementsReques
 use distnet_proto::common::v1::LatLng;
 use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
 use distnet_proto::customers::v1::{
-    CreateCustomerRequest, Customer, CustomerFormat, GetCustomerRequest, ListCustomersRequest, Settlement,
+    CaseStatus, CreateCustomerRequest, Customer, CustomerFormat, GetCustomerInsightsRequest,
+    GetCustomerRequest, GetVisitComplianceRequest, ListCasesRequest, ListCustomersRequest, Settlement,
 };
 use distnet_proto::logistics::v1::logistics_service_client::LogisticsServiceClient;
 use distnet_proto::logistics::v1::{ListVehiclesRequest, ListZonesRequest};
@@ -92,6 +93,12 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
         .expect("a cycle")
         .to_string();
     assert!(allocation.contains("50 products (5 scarce)"), "{allocation}");
+    let relationships = line_starting_with(&mut lines, "demo relationships ready:").await;
+    // 1150 sampled retailers each get a visit and a survey; every 50th a case.
+    assert!(
+        relationships.contains("1150 visits, 1150 surveys, 230 cases"),
+        "{relationships}"
+    );
 
     let channel = distnet_testkit::channel(addr.parse().expect("address"))
         .await
@@ -233,7 +240,9 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
     let logistics_channel = distnet_testkit::channel(logistics_addr.parse().expect("address"))
         .await
         .expect("connect");
-    let mut logistics = LogisticsServiceClient::with_interceptor(logistics_channel, Bearer(Some(token_copy)));
+    let mut logistics =
+        LogisticsServiceClient::with_interceptor(logistics_channel, Bearer(Some(token_copy.clone())));
+    let admin_token = token_copy;
     let zones = logistics
         .list_zones(ListZonesRequest {
             depot: "depots/chengdu".into(),
@@ -259,6 +268,70 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
         .into_inner()
         .vehicles;
     assert_eq!(vans.len(), 32);
+
+    // The relationship: a rep's week, cases in every state, the four degrees.
+    let customers_channel = distnet_testkit::channel(addr.parse().expect("address"))
+        .await
+        .expect("connect");
+    let mut admin_customers =
+        CustomerServiceClient::with_interceptor(customers_channel, Bearer(Some(admin_token)));
+    let compliance = admin_customers
+        .get_visit_compliance(GetVisitComplianceRequest {
+            rep: "cm-001".into(),
+            week: cycle.clone(),
+        })
+        .await
+        .expect("compliance")
+        .into_inner();
+    assert!(compliance.planned > 100, "{compliance:?}");
+    let mut states = std::collections::BTreeSet::new();
+    let mut page_token = String::new();
+    loop {
+        let page = admin_customers
+            .list_cases(ListCasesRequest {
+                page_size: 100,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .expect("cases")
+            .into_inner();
+        states.extend(page.cases.iter().map(|c| c.status));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    assert_eq!(
+        states.into_iter().collect::<Vec<_>>(),
+        vec![
+            CaseStatus::Open as i32,
+            CaseStatus::Resolved as i32,
+            CaseStatus::Closed as i32
+        ]
+    );
+    let mut insights = None;
+    for _ in 0..600 {
+        if let Ok(found) = admin_customers
+            .get_customer_insights(GetCustomerInsightsRequest {
+                customer: "customers/r-00001".into(),
+            })
+            .await
+            && found.get_ref().cycles.iter().filter(|c| c.orders > 0).count() > 3
+        {
+            insights = Some(found.into_inner());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let insights = insights.expect("r-00001's insights from its imported history within 60 s");
+    assert_eq!(insights.cycles.len(), 12);
+    assert!(
+        insights
+            .satisfaction
+            .is_some_and(|s| s.factors.iter().any(|f| f.name == "surveys"))
+    );
+    assert_ne!(insights.segment, 0);
 
     // SIGTERM stops everything cleanly.
     let pid = child.id().expect("pid").to_string();
