@@ -20,10 +20,13 @@ use crate::domain::license::{self as rules};
 
 pub const DOMAIN: &str = "accreditation.distnet";
 
+mod access_rules;
 mod credit;
 mod grading;
 mod licensing;
 mod scoring;
+
+pub use access_rules::ACCESS;
 
 pub use licensing::{settle_due_licenses, violation_points};
 

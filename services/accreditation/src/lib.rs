@@ -85,6 +85,7 @@ pub async fn serve_with_clock(
             AccreditationServiceServer::<api::AccreditationApi>::NAME,
             EventSinkServer::<EventInbox<events::Consumer>>::NAME,
         ],
+        access: &[api::ACCESS, distnet_platform::authz::EVENT_SINK],
         routes,
         listener,
         settings,

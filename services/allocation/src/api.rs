@@ -18,10 +18,13 @@ use crate::store;
 
 pub const DOMAIN: &str = "allocation.distnet";
 
+mod access_rules;
 mod catalog;
 mod orders;
 mod report;
 mod runs;
+
+pub use access_rules::ACCESS;
 
 pub struct AllocationApi {
     pool: PgPool,

@@ -76,6 +76,7 @@ pub async fn serve_with_clock(
             AllocationServiceServer::<api::AllocationApi>::NAME,
             EventSinkServer::<EventInbox<events::Consumer>>::NAME,
         ],
+        access: &[api::ACCESS, distnet_platform::authz::EVENT_SINK],
         routes,
         listener,
         settings,

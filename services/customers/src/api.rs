@@ -1,11 +1,13 @@
 //! `distnet.customers.v1.CustomerService`: validate → authorize → store → reply.
 
+mod access_rules;
 mod cases;
 mod insights;
 mod interactions;
 mod surveys;
 mod visits;
 
+pub use access_rules::ACCESS;
 pub use cases::{CASE_HANDLERS, CASE_OPENERS, CASE_READERS, CASE_STATS_READERS, escalate_overdue};
 pub use insights::{HISTORY_IMPORTERS, INSIGHT_READERS, cycle_monday, refresh_insights};
 pub use interactions::{INTERACTION_LOGGERS, INTERACTION_READERS};

@@ -121,6 +121,7 @@ pub async fn serve_with_clock(
             CustomerServiceServer::<api::CustomersApi>::NAME,
             EventSinkServer::<EventInbox<events::Consumer>>::NAME,
         ],
+        access: &[api::ACCESS, distnet_platform::authz::EVENT_SINK],
         routes,
         listener,
         settings,

@@ -16,9 +16,12 @@ use crate::store::{self, ShipmentFilter};
 
 pub const DOMAIN: &str = "logistics.distnet";
 
+mod access_rules;
 mod delivery;
 mod network_api;
 mod plans;
+
+pub use access_rules::ACCESS;
 
 pub use delivery::{MAX_ATTEMPTS, ON_TIME_TOLERANCE_MINUTES};
 

@@ -79,6 +79,7 @@ pub async fn serve_with_clock(
             LogisticsServiceServer::<api::LogisticsApi>::NAME,
             EventSinkServer::<EventInbox<events::Consumer>>::NAME,
         ],
+        access: &[api::ACCESS, distnet_platform::authz::EVENT_SINK],
         routes,
         listener,
         settings,

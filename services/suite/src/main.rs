@@ -63,6 +63,9 @@ enum Command {
         #[command(subcommand)]
         target: BenchTarget,
     },
+    /// Print who may call what: every service's access table, as the servers enforce
+    /// it (Markdown, as in the README).
+    Access,
     /// Load a deterministic synthetic network into a running suite.
     Seed {
         #[arg(long, default_value_t = 11_500)]
@@ -198,6 +201,10 @@ async fn main() -> anyhow::Result<()> {
                 bench_routing::run(&files, seconds, seed)
             }
         }
+        Command::Access => {
+            print!("{}", access_tables());
+            Ok(())
+        }
         Command::Seed {
             retailers,
             seed,
@@ -219,4 +226,26 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Every service's access table under a heading, then the event sink's.
+fn access_tables() -> String {
+    use distnet_platform::authz::{EVENT_SINK, render_markdown};
+    let mut out = String::new();
+    for (name, port, table) in [
+        ("customers", 50051, distnet_customers::api::ACCESS),
+        ("accreditation", 50052, distnet_accreditation::api::ACCESS),
+        ("allocation", 50053, distnet_allocation::api::ACCESS),
+        ("logistics", 50054, distnet_logistics::api::ACCESS),
+    ] {
+        out.push_str(&format!(
+            "### {name} (port {port})\n\n{}\n",
+            render_markdown(table)
+        ));
+    }
+    out.push_str(&format!(
+        "### every service: the event sink\n\n{}",
+        render_markdown(EVENT_SINK)
+    ));
+    out
 }

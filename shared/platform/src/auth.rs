@@ -150,10 +150,12 @@ impl Caller {
         if allowed.contains(&self.role) {
             Ok(())
         } else {
-            Err(
-                ServiceError::permission_denied(format!("role {} may not call this method", self.role))
-                    .with_metadata("role", self.role.as_str()),
+            Err(ServiceError::new(
+                tonic::Code::PermissionDenied,
+                "ROLE_NOT_ALLOWED",
+                format!("role {} may not call this method", self.role),
             )
+            .with_metadata("role", self.role.as_str()))
         }
     }
 

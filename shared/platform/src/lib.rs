@@ -3,6 +3,7 @@
 //! server start-up.
 
 pub mod auth;
+pub mod authz;
 pub mod clock;
 pub mod cycle;
 pub mod db;

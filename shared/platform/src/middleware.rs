@@ -1,7 +1,9 @@
 //! The request pipeline every server runs, in one tower layer: a span per RPC that
 //! continues the caller's W3C trace, load shedding beyond the concurrency limit
 //! (`RESOURCE_EXHAUSTED` with `RetryInfo`, answered at once so the server stays
-//! responsive), and bearer-token authentication. Health and reflection stay open.
+//! responsive), bearer-token authentication, and the service's access table
+//! (`authz`): a role the RPC's rule does not name, or an RPC without a rule, is
+//! `PERMISSION_DENIED` before any handler runs. Health and reflection stay open.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +17,7 @@ use tower::{Layer, Service};
 use tracing::Instrument as _;
 
 use crate::auth::TokenVerifier;
+use crate::authz::{self, Rule};
 use crate::error::ServiceError;
 use crate::telemetry;
 
@@ -28,14 +31,22 @@ pub struct RpcLayer {
     verifier: Arc<TokenVerifier>,
     permits: Arc<Semaphore>,
     domain: &'static str,
+    access: Arc<[&'static [Rule]]>,
 }
 
 impl RpcLayer {
-    pub fn new(verifier: TokenVerifier, concurrency_limit: usize, domain: &'static str) -> Self {
+    /// `access`: the tables of every gRPC service the server hosts.
+    pub fn new(
+        verifier: TokenVerifier,
+        concurrency_limit: usize,
+        domain: &'static str,
+        access: &[&'static [Rule]],
+    ) -> Self {
         Self {
             verifier: Arc::new(verifier),
             permits: Arc::new(Semaphore::new(concurrency_limit.max(1))),
             domain,
+            access: access.into(),
         }
     }
 }
@@ -112,6 +123,23 @@ where
                     "caller",
                     tracing::field::display(format_args!("{}:{}", caller.role, caller.sub)),
                 );
+                match authz::rule_for(&layer.access, &path) {
+                    Some(rule) if rule.roles.contains(&caller.role) => {}
+                    Some(_) => {
+                        span.record("rpc.grpc.status_code", 7);
+                        return reject(caller.require(&[]).err().unwrap_or_else(|| {
+                            ServiceError::permission_denied("this role may not call this method")
+                        }));
+                    }
+                    None => {
+                        span.record("rpc.grpc.status_code", 7);
+                        return reject(ServiceError::new(
+                            tonic::Code::PermissionDenied,
+                            "NO_ACCESS_RULE",
+                            format!("{path} has no access rule, so nobody may call it"),
+                        ));
+                    }
+                }
                 request.extensions_mut().insert(caller);
             }
             Err(error) => {

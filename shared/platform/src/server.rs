@@ -104,6 +104,8 @@ pub struct ServeSpec<'a> {
     pub domain: &'static str,
     /// Fully qualified gRPC service names reported by health.
     pub grpc_services: &'a [&'static str],
+    /// Who may call what, one table per hosted service (`authz`).
+    pub access: &'a [&'static [crate::authz::Rule]],
     pub routes: Routes,
     pub listener: TcpListener,
     pub settings: &'a Settings,
@@ -127,6 +129,7 @@ pub async fn serve(spec: ServeSpec<'_>) -> anyhow::Result<ServerHandle> {
     let ServeSpec {
         domain,
         grpc_services,
+        access,
         routes,
         listener,
         settings,
@@ -187,7 +190,7 @@ pub async fn serve(spec: ServeSpec<'_>) -> anyhow::Result<ServerHandle> {
         .timeout(Duration::from_millis(server.request_timeout_ms))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .layer(RpcLayer::new(verifier, server.concurrency_limit, domain))
+        .layer(RpcLayer::new(verifier, server.concurrency_limit, domain, access))
         .add_routes(routes);
     // Unary RPCs are small writes: without TCP_NODELAY each reply waits on the
     // peer's delayed ACK (~40 ms).

@@ -94,6 +94,7 @@ impl Consumer {
         let handle = server::serve(ServeSpec {
             domain: "consumer.distnet",
             grpc_services: &["distnet.events.v1.EventSink"],
+            access: &[distnet_platform::authz::EVENT_SINK],
             routes: Routes::new(EventSinkServer::new(inbox)),
             listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"),
             settings: &settings,

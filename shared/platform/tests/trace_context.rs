@@ -35,6 +35,7 @@ async fn a_server_continues_the_callers_trace() {
     let handle = server::serve(ServeSpec {
         domain: "test.distnet",
         grpc_services: &["distnet.events.v1.EventSink"],
+        access: &[distnet_platform::authz::EVENT_SINK],
         routes: Routes::new(EventSinkServer::new(TraceProbe(sender))),
         listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"),
         settings: &settings,

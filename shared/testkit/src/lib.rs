@@ -260,6 +260,7 @@ impl EventRecorder {
         let handle = distnet_platform::server::serve(distnet_platform::server::ServeSpec {
             domain: "recorder.distnet",
             grpc_services: &["distnet.events.v1.EventSink"],
+            access: &[distnet_platform::authz::EVENT_SINK],
             routes: tonic::service::Routes::new(EventSinkServer::new(RecordingSink(sender))),
             listener: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
             settings,

@@ -15,10 +15,10 @@ use crate::store;
 use crate::store::credit::{self as credit_store, StoredProfile};
 
 /// The credit office grades files and keeps the blacklist.
-const CREDIT_OFFICE: &[Role] = &[Role::Admin];
+pub(super) const CREDIT_OFFICE: &[Role] = &[Role::Admin];
 /// Who may read a credit file: the office, services and planners, and the
 /// retailer's own people (its customer manager, its area's call center) and itself.
-const CREDIT_READERS: &[Role] = &[
+pub(super) const CREDIT_READERS: &[Role] = &[
     Role::Admin,
     Role::Service,
     Role::AllocationPlanner,

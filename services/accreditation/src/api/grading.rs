@@ -14,10 +14,10 @@ use crate::domain::grading::{self as rules, DEFAULT_TIERS, MAX_TIERS};
 use crate::store::grading as grading_store;
 
 /// Planners and admin run, publish and override gradings.
-const GRADERS: &[Role] = &[Role::AllocationPlanner, Role::Admin];
+pub(super) const GRADERS: &[Role] = &[Role::AllocationPlanner, Role::Admin];
 /// Purchase history comes from admin imports or, later, from order events.
-const PURCHASE_RECORDERS: &[Role] = &[Role::Admin, Role::Service];
-const GRADING_READERS: &[Role] = &[
+pub(super) const PURCHASE_RECORDERS: &[Role] = &[Role::Admin, Role::Service];
+pub(super) const GRADING_READERS: &[Role] = &[
     Role::Admin,
     Role::Service,
     Role::AllocationPlanner,
@@ -26,7 +26,7 @@ const GRADING_READERS: &[Role] = &[
     Role::CallCenterAgent,
     Role::MarketInspector,
 ];
-const ASSIGNMENT_READERS: &[Role] = &[Role::Admin, Role::Service, Role::AllocationPlanner];
+pub(super) const ASSIGNMENT_READERS: &[Role] = &[Role::Admin, Role::Service, Role::AllocationPlanner];
 const MAX_PURCHASE_RECORDS: usize = 10_000;
 
 fn grading_version(name: &str, field: &str) -> Result<i64, ServiceError> {

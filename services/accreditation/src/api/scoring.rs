@@ -22,7 +22,7 @@ use crate::store::{self, CachedCustomer};
 
 /// Everyone on staff reads the rulebook (recorders need to know its items);
 /// retailers see their scorecard instead.
-const RULEBOOK_READERS: &[Role] = &[
+pub(super) const RULEBOOK_READERS: &[Role] = &[
     Role::Admin,
     Role::Service,
     Role::AllocationPlanner,
@@ -33,7 +33,7 @@ const RULEBOOK_READERS: &[Role] = &[
     Role::Driver,
 ];
 /// The marketing office keeps the handbook.
-const RULEBOOK_EDITORS: &[Role] = &[Role::Admin];
+pub(super) const RULEBOOK_EDITORS: &[Role] = &[Role::Admin];
 /// More items than any handbook needs; bounds the request.
 const MAX_RULES: usize = 200;
 
