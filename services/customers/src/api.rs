@@ -155,14 +155,8 @@ impl CustomersApi {
         }
 
         let mut tx = self.pool.begin().await?;
-        let key = match idempotency::claim(
-            &mut tx,
-            &caller.idempotency_scope(),
-            &request.request_id,
-            "CreateCustomer",
-            &request,
-        )
-        .await?
+        let key = match idempotency::claim(&mut tx, &caller, &request.request_id, "CreateCustomer", &request)
+            .await?
         {
             Claim::Replay(response) => return Ok(response),
             Claim::Fresh(key) => key,
@@ -284,14 +278,8 @@ impl CustomersApi {
         let paths = request.update_mask.clone().map(|m| m.paths).unwrap_or_default();
 
         let mut tx = self.pool.begin().await?;
-        let key = match idempotency::claim(
-            &mut tx,
-            &caller.idempotency_scope(),
-            &request.request_id,
-            "UpdateCustomer",
-            &request,
-        )
-        .await?
+        let key = match idempotency::claim(&mut tx, &caller, &request.request_id, "UpdateCustomer", &request)
+            .await?
         {
             Claim::Replay(response) => return Ok(response),
             Claim::Fresh(key) => key,
@@ -351,14 +339,8 @@ impl CustomersApi {
         let id = parse_name(&request.name, "customers", "name")?.to_string();
 
         let mut tx = self.pool.begin().await?;
-        let key = match idempotency::claim(
-            &mut tx,
-            &caller.idempotency_scope(),
-            &request.request_id,
-            "ReassignOwner",
-            &request,
-        )
-        .await?
+        let key = match idempotency::claim(&mut tx, &caller, &request.request_id, "ReassignOwner", &request)
+            .await?
         {
             Claim::Replay(response) => return Ok(response),
             Claim::Fresh(key) => key,

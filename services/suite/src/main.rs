@@ -1,5 +1,6 @@
 //! `distnet`: the all-in-one runner and the operator commands.
 
+mod audit;
 mod bench;
 mod bench_routing;
 mod demo;
@@ -62,6 +63,27 @@ enum Command {
     Bench {
         #[command(subcommand)]
         target: BenchTarget,
+    },
+    /// Show who changed what, when: the audit log of one or every service (DATABASE_URL).
+    Audit {
+        /// customers, accreditation, allocation or logistics; every service when absent.
+        #[arg(long)]
+        service: Option<String>,
+        /// Staff id (token subject).
+        #[arg(long)]
+        actor: Option<String>,
+        /// RPC name, e.g. PlaceOrder.
+        #[arg(long)]
+        method: Option<String>,
+        #[arg(long)]
+        request_id: Option<String>,
+        #[arg(long)]
+        trace_id: Option<String>,
+        /// Only the last N hours.
+        #[arg(long)]
+        hours: Option<u32>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
     },
     /// Print who may call what: every service's access table, as the servers enforce
     /// it (Markdown, as in the README).
@@ -200,6 +222,36 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 bench_routing::run(&files, seconds, seed)
             }
+        }
+        Command::Audit {
+            service,
+            actor,
+            method,
+            request_id,
+            trace_id,
+            hours,
+            limit,
+        } => {
+            let services: Vec<String> = match service {
+                Some(name) if up::SERVICES.iter().any(|(s, _)| *s == name) => vec![name],
+                Some(name) => anyhow::bail!("unknown service {name}"),
+                None => up::SERVICES.iter().map(|(s, _)| s.to_string()).collect(),
+            };
+            let records = audit::query(
+                &settings,
+                &audit::AuditQuery {
+                    services,
+                    actor,
+                    method,
+                    request_id,
+                    trace_id,
+                    since: hours.map(|h| chrono::Utc::now() - chrono::Duration::hours(i64::from(h))),
+                    limit: limit.clamp(1, 10_000),
+                },
+            )
+            .await?;
+            print!("{}", audit::render(&records));
+            Ok(())
         }
         Command::Access => {
             print!("{}", access_tables());

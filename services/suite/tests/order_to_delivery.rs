@@ -69,6 +69,9 @@ fn tuesday_morning() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+/// The trace the call-center app's order belongs to.
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 /// Polls `attempt` until it gives `Some`, for up to 30 s.
 async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> T
 where
@@ -330,20 +333,21 @@ async fn an_order_placed_in_allocation_is_planned_delivered_with_proof_and_marke
     let order = eventually("the license reaches allocation and the order is taken", || {
         let mut agent = agent.clone();
         async move {
-            agent
-                .place_order(PlaceOrderRequest {
-                    request_id: rid(),
-                    customer: "customers/shop-e2e".into(),
-                    cycle: "cycles/2026-W48".into(),
-                    channel: OrderChannel::CallCenter as i32,
-                    lines: vec![PlaceOrderLine {
-                        product: "products/jiaozi".into(),
-                        cartons: 150,
-                    }],
-                })
-                .await
-                .ok()
-                .map(|r| r.into_inner())
+            // The call-center app continues its own trace: the audit log keeps it.
+            let mut request = tonic::Request::new(PlaceOrderRequest {
+                request_id: rid(),
+                customer: "customers/shop-e2e".into(),
+                cycle: "cycles/2026-W48".into(),
+                channel: OrderChannel::CallCenter as i32,
+                lines: vec![PlaceOrderLine {
+                    product: "products/jiaozi".into(),
+                    cartons: 150,
+                }],
+            });
+            request
+                .metadata_mut()
+                .insert("traceparent", TRACEPARENT.parse().expect("header"));
+            agent.place_order(request).await.ok().map(|r| r.into_inner())
         }
     })
     .await;
@@ -495,6 +499,58 @@ async fn an_order_placed_in_allocation_is_planned_delivered_with_proof_and_marke
     .await;
     assert_eq!(logged[0].outcome, "DELIVERED");
     assert_eq!(logged[0].order, order.name);
+
+    // Every change of the story is in its service's audit log, with who, role and
+    // request id; `distnet audit` reads them all.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_distnet"))
+        .args(["audit", "--limit", "1000"])
+        .env("DATABASE_URL", &db.url)
+        .env("DISTNET__TELEMETRY__LOG_FILTER", "warn")
+        .output()
+        .expect("distnet audit runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let audit = String::from_utf8_lossy(&output.stdout);
+    let row = |service: &str, method: &str| {
+        audit
+            .lines()
+            .find(|line| {
+                let cells: Vec<&str> = line.split_whitespace().collect();
+                cells.get(2) == Some(&service) && cells.get(5) == Some(&method)
+            })
+            .unwrap_or_else(|| panic!("no audit record of {service} {method} in:\n{audit}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect::<Vec<String>>()
+    };
+    for (service, method) in [
+        ("customers", "CreateCustomer"),
+        ("accreditation", "SubmitApplication"),
+        ("accreditation", "RecordInspection"),
+        ("accreditation", "DecideApplication"),
+        ("logistics", "UpsertDepot"),
+        ("logistics", "UpsertZone"),
+        ("logistics", "UpsertVehicle"),
+        ("allocation", "UpsertProduct"),
+        ("logistics", "PlanRoutes"),
+        ("logistics", "PublishPlan"),
+    ] {
+        row(service, method);
+    }
+    let placed = row("allocation", "PlaceOrder");
+    assert_eq!(
+        placed[3..5],
+        ["agent-1".to_string(), "call_center_agent".to_string()]
+    );
+    assert_eq!(
+        placed.get(7).map(String::as_str),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    let stop = row("logistics", "RecordStopEvent");
+    assert_eq!(stop[3..5], ["driver-7".to_string(), "driver".to_string()]);
 
     shutdown.trigger();
     for handle in handles {

@@ -129,6 +129,9 @@ pub struct Caller {
     pub zones: Vec<String>,
     pub depot: Option<String>,
     pub customer: Option<String>,
+    /// The W3C trace this call belongs to (32 hex digits), or empty; set by the
+    /// middleware, written to the audit log.
+    pub trace_id: String,
 }
 
 impl From<Claims> for Caller {
@@ -140,6 +143,7 @@ impl From<Claims> for Caller {
             zones: claims.zones,
             depot: claims.depot,
             customer: claims.customer,
+            trace_id: String::new(),
         }
     }
 }

@@ -9,6 +9,12 @@
 //! A business refusal (`FAILED_PRECONDITION` without `RetryInfo`) rolls the work
 //! back; [`remember_refusal`] then records it, so a retry gets the same refusal
 //! rather than a second evaluation against a world that has moved on.
+//!
+//! Every mutating RPC claims its request id, so the claim is also where the audit
+//! log is written: who (subject and role), what (the method and a digest of the
+//! request), when, the request id and the trace id, in the same transaction as the
+//! change, so a change is never without its record and a rolled-back one leaves
+//! none. Replays add no record: they change nothing.
 
 use std::collections::HashMap;
 
@@ -100,14 +106,17 @@ fn fingerprint(method: &str, request: &impl Message) -> Vec<u8> {
     hasher.finalize().to_vec()
 }
 
-/// Looks the request id up inside `tx`. `method` is the RPC's name.
+/// Looks the request id up inside `tx` (and writes the audit record of a fresh
+/// request). `method` is the RPC's name.
 pub async fn claim<R: Message + Default>(
     tx: &mut PgConnection,
-    caller: &str,
+    who: &crate::auth::Caller,
     request_id: &str,
     method: &'static str,
     request: &impl Message,
 ) -> Result<Claim<R>, ServiceError> {
+    let scope = who.idempotency_scope();
+    let caller = scope.as_str();
     let request_hash = fingerprint(method, request);
     // Claiming first makes a concurrent duplicate wait here on our uncommitted row
     // until we commit (then it replays) or roll back (then it runs).
@@ -124,6 +133,18 @@ pub async fn claim<R: Message + Default>(
     .await?
     .rows_affected();
     if inserted == 1 {
+        sqlx::query(
+            "INSERT INTO audit_log (actor, role, method, request_id, trace_id, request_hash)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&who.sub)
+        .bind(who.role.as_str())
+        .bind(method)
+        .bind(request_id)
+        .bind(&who.trace_id)
+        .bind(&request_hash)
+        .execute(&mut *tx)
+        .await?;
         return Ok(Claim::Fresh(IdempotencyKey {
             caller: caller.to_string(),
             request_id: request_id.to_string(),
@@ -168,12 +189,10 @@ pub async fn begin<R: Message + Default>(
     method: &'static str,
     request: &impl Message,
 ) -> Result<Result<IdempotencyKey, R>, ServiceError> {
-    Ok(
-        match claim(tx, &caller.idempotency_scope(), request_id, method, request).await? {
-            Claim::Fresh(key) => Ok(key),
-            Claim::Replay(response) => Err(response),
-        },
-    )
+    Ok(match claim(tx, caller, request_id, method, request).await? {
+        Claim::Fresh(key) => Ok(key),
+        Claim::Replay(response) => Err(response),
+    })
 }
 
 impl IdempotencyKey {

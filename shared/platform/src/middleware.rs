@@ -118,7 +118,8 @@ where
             .verifier
             .verify_header(request.headers().get("authorization"))
         {
-            Ok(caller) => {
+            Ok(mut caller) => {
+                caller.trace_id = telemetry::trace_id(&span, request.headers());
                 span.record(
                     "caller",
                     tracing::field::display(format_args!("{}:{}", caller.role, caller.sub)),

@@ -153,6 +153,26 @@ pub fn continue_trace_from_map(span: &tracing::Span, carrier: &HashMap<String, S
     let _ = span.set_parent(context);
 }
 
+/// The trace `span` belongs to (32 hex digits): its OpenTelemetry context when
+/// tracing exports, otherwise the caller's `traceparent`; empty when neither.
+pub fn trace_id(span: &tracing::Span, headers: &http::HeaderMap) -> String {
+    use opentelemetry::trace::TraceContextExt as _;
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    if span_context.is_valid() {
+        return span_context.trace_id().to_string();
+    }
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|parent| parent.split('-').nth(1))
+        .filter(|id| {
+            id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) && id.bytes().any(|b| b != b'0')
+        })
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default()
+}
+
 /// The current span's trace context, for an outgoing event.
 pub fn current_trace_context() -> HashMap<String, String> {
     let mut carrier = HashMap::new();

@@ -58,6 +58,7 @@ mod tests {
             zones: vec![],
             depot: None,
             customer: None,
+            trace_id: String::new(),
         }
     }
 

@@ -134,18 +134,11 @@ impl CustomersApi {
         let category = CaseCategory::try_from(request.category).unwrap_or(CaseCategory::Other);
 
         let mut tx = self.pool.begin().await?;
-        let key = match idempotency::claim(
-            &mut tx,
-            &caller.idempotency_scope(),
-            &request.request_id,
-            "OpenCase",
-            &request,
-        )
-        .await?
-        {
-            Claim::Replay(response) => return Ok(response),
-            Claim::Fresh(key) => key,
-        };
+        let key =
+            match idempotency::claim(&mut tx, &caller, &request.request_id, "OpenCase", &request).await? {
+                Claim::Replay(response) => return Ok(response),
+                Claim::Fresh(key) => key,
+            };
         let customer = super::customer_in_scope(&mut tx, &caller, &request.customer, &customer_id).await?;
         let class = cases::customer_class(&mut tx, &customer_id).await?;
         let (respond, resolve) = rules::deadlines(&self.settings.case_deadlines, category, &class);
@@ -203,9 +196,7 @@ impl CustomersApi {
         change: impl FnOnce(&cases::CaseRow, DateTime<Utc>) -> (cases::Change<'r>, (String, String, String)),
     ) -> Result<Case, ServiceError> {
         let mut tx = self.pool.begin().await?;
-        let key = match idempotency::claim(&mut tx, &caller.idempotency_scope(), request_id, method, request)
-            .await?
-        {
+        let key = match idempotency::claim(&mut tx, caller, request_id, method, request).await? {
             Claim::Replay(response) => return Ok(response),
             Claim::Fresh(key) => key,
         };

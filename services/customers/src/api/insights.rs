@@ -177,7 +177,7 @@ impl CustomersApi {
         let mut tx = self.pool.begin().await?;
         let key = match idempotency::claim(
             &mut tx,
-            &caller.idempotency_scope(),
+            &caller,
             &request.request_id,
             "ImportOrderHistory",
             &request,

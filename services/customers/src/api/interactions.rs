@@ -102,14 +102,8 @@ impl CustomersApi {
         let customer_id = parse_name(&request.customer, "customers", "customer")?.to_string();
 
         let mut tx = self.pool.begin().await?;
-        let key = match idempotency::claim(
-            &mut tx,
-            &caller.idempotency_scope(),
-            &request.request_id,
-            "LogInteraction",
-            &request,
-        )
-        .await?
+        let key = match idempotency::claim(&mut tx, &caller, &request.request_id, "LogInteraction", &request)
+            .await?
         {
             Claim::Replay(response) => return Ok(response),
             Claim::Fresh(key) => key,

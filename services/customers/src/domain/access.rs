@@ -123,6 +123,7 @@ mod tests {
             zones: vec![],
             depot: None,
             customer: None,
+            trace_id: String::new(),
         }
     }
 
