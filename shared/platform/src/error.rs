@@ -149,7 +149,10 @@ impl ServiceError {
         self
     }
 
-    /// The wire form, with `domain` such as `customers.distnet`.
+    /// The wire form, with `domain` such as `customers.distnet`. Errors travel in
+    /// HTTP/2 headers, which clients cap (16 KiB by default): texts that may echo the
+    /// request (a name not found, an id) are shortened to [`MAX_ECHO_CHARS`], and at
+    /// most [`MAX_VIOLATIONS`] violations are listed.
     pub fn into_status(self, domain: &str) -> tonic::Status {
         let Details {
             field_violations,
@@ -157,21 +160,38 @@ impl ServiceError {
             retry_after,
             metadata,
         } = *self.details;
+        let metadata: HashMap<String, String> = metadata
+            .into_iter()
+            .map(|(k, v)| (shorten(k), shorten(v)))
+            .collect();
         let mut details = ErrorDetails::with_error_info(self.reason, domain, metadata);
-        for violation in field_violations {
-            details.add_bad_request_violation(violation.field, violation.description);
+        for violation in field_violations.into_iter().take(MAX_VIOLATIONS) {
+            details.add_bad_request_violation(shorten(violation.field), shorten(violation.description));
         }
-        for violation in precondition_violations {
+        for violation in precondition_violations.into_iter().take(MAX_VIOLATIONS) {
             details.add_precondition_failure_violation(
-                violation.kind,
-                violation.subject,
-                violation.description,
+                shorten(violation.kind),
+                shorten(violation.subject),
+                shorten(violation.description),
             );
         }
         if retry_after.is_some() {
             details.set_retry_info(retry_after);
         }
-        tonic::Status::with_error_details(self.code, self.message, details)
+        tonic::Status::with_error_details(self.code, shorten(self.message), details)
+    }
+}
+
+/// Longest text of an error on the wire, in characters.
+pub const MAX_ECHO_CHARS: usize = 200;
+/// Most violations listed in one error.
+pub const MAX_VIOLATIONS: usize = 20;
+
+/// `text` cut to [`MAX_ECHO_CHARS`] characters, marked with "…" when cut.
+fn shorten(text: String) -> String {
+    match text.char_indices().nth(MAX_ECHO_CHARS) {
+        None => text,
+        Some((at, _)) => format!("{}…", &text[..at]),
     }
 }
 
@@ -187,6 +207,7 @@ mod sqlstate {
     pub const CRASH_SHUTDOWN: &str = "57P02";
     pub const CANNOT_CONNECT_NOW: &str = "57P03";
     pub const CONNECTION_EXCEPTION_CLASS: &str = "08";
+    pub const DATA_EXCEPTION_CLASS: &str = "22";
 }
 
 impl From<sqlx::Error> for ServiceError {
@@ -214,12 +235,29 @@ impl From<sqlx::Error> for ServiceError {
                         "a referenced resource does not exist",
                     )
                     .with_metadata("constraint", constraint),
-                    sqlstate::CHECK_VIOLATION => Self::new(
-                        Code::InvalidArgument,
-                        "CONSTRAINT_VIOLATED",
-                        "the request breaks a data rule",
-                    )
-                    .with_metadata("constraint", constraint),
+                    sqlstate::CHECK_VIOLATION => {
+                        let mut error = Self::invalid_argument(vec![FieldViolation {
+                            field: "request".into(),
+                            description: format!("breaks the data rule {constraint}"),
+                        }]);
+                        error.reason = "CONSTRAINT_VIOLATED".into();
+                        error.with_metadata("constraint", constraint)
+                    }
+                    // Data exceptions: a value the database cannot store (a NUL
+                    // character, a number or date out of its range) that validation let
+                    // through. The client's input is at fault, not the server.
+                    c if c.starts_with(sqlstate::DATA_EXCEPTION_CLASS) => {
+                        tracing::warn!(%error, "a request value the database refused");
+                        let mut error = Self::invalid_argument(vec![FieldViolation {
+                            field: "request".into(),
+                            description:
+                                "holds a value the database cannot store (a NUL character, or a number or \
+                                          date out of range)"
+                                    .into(),
+                        }]);
+                        error.reason = "INVALID_VALUE".into();
+                        error
+                    }
                     sqlstate::SERIALIZATION_FAILURE | sqlstate::DEADLOCK_DETECTED => Self::new(
                         Code::Aborted,
                         "CONCURRENT_UPDATE",
@@ -254,6 +292,31 @@ impl From<prost::DecodeError> for ServiceError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn echoed_texts_are_shortened_so_that_errors_fit_in_headers() {
+        let long = "界".repeat(10_000);
+        let status = ServiceError::not_found(format!("customers/{long}"))
+            .with_metadata("request_id", long.clone())
+            .into_status("customers.distnet");
+        assert_eq!(status.message().chars().count(), MAX_ECHO_CHARS + 1);
+        assert!(status.message().ends_with('…'));
+        let info = status.get_details_error_info().expect("error info");
+        assert!(
+            info.metadata
+                .values()
+                .all(|v| v.chars().count() <= MAX_ECHO_CHARS + 1)
+        );
+        let many = (0..100)
+            .map(|i| FieldViolation {
+                field: format!("records[{i}].cycle"),
+                description: long.clone(),
+            })
+            .collect();
+        let status = ServiceError::invalid_argument(many).into_status("customers.distnet");
+        let bad = status.get_details_bad_request().expect("bad request");
+        assert_eq!(bad.field_violations.len(), MAX_VIOLATIONS);
+    }
 
     #[test]
     fn a_status_carries_reason_domain_and_violations() {

@@ -378,7 +378,10 @@ impl AllocationApi {
             "must not exceed quantity",
         );
         v.check(
-            message.target <= message.quantity - message.holdback.min(message.quantity),
+            message.target
+                <= message
+                    .quantity
+                    .saturating_sub(message.holdback.clamp(0, message.quantity.max(0))),
             "target",
             "must not exceed quantity − holdback",
         );

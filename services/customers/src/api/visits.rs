@@ -21,10 +21,10 @@ impl CustomersApi {
     /// The rep whose visits are asked for: the caller unless an admin names one.
     fn rep_of(caller: &Caller, rep: &str) -> Result<String, ServiceError> {
         caller.require(VISIT_READERS)?;
-        if rep.len() > 63 {
+        if rep.len() > 63 || rep.chars().any(char::is_control) {
             return Err(ServiceError::invalid_field(
                 "rep",
-                "must be at most 63 characters",
+                "must be a staff id of at most 63 characters",
             ));
         }
         if rep.is_empty() || rep == caller.sub {

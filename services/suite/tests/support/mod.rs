@@ -1,0 +1,177 @@
+//! The four real services on ephemeral ports against one fresh database, and raw
+//! unary calls by path for the tests that walk every RPC.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use distnet_platform::auth::{Claims, Role};
+use distnet_platform::authz::Rule;
+use distnet_platform::server::{ServerHandle, Shutdown};
+use distnet_testkit::TestDb;
+use prost::Message as _;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic_types::StatusExt as _;
+
+pub struct Suite {
+    _db: TestDb,
+    shutdown: Shutdown,
+    pub handles: Vec<ServerHandle>,
+    /// One channel per server, in the order of [`tables`].
+    pub channels: Vec<Channel>,
+}
+
+impl Suite {
+    pub async fn start() -> Self {
+        let db = TestDb::new().await.expect("database");
+        let settings = distnet_testkit::settings(&db.url);
+        let shutdown = Shutdown::new();
+        let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+        let handles = vec![
+            distnet_customers::serve(&settings, bind().await.expect("bind"), shutdown.clone())
+                .await
+                .expect("customers"),
+            distnet_accreditation::serve(&settings, bind().await.expect("bind"), shutdown.clone())
+                .await
+                .expect("accreditation"),
+            distnet_allocation::serve(&settings, bind().await.expect("bind"), shutdown.clone())
+                .await
+                .expect("allocation"),
+            distnet_logistics::serve(&settings, bind().await.expect("bind"), shutdown.clone())
+                .await
+                .expect("logistics"),
+        ];
+        let mut channels = Vec::new();
+        for handle in &handles {
+            channels.push(
+                distnet_testkit::channel(handle.local_addr)
+                    .await
+                    .expect("connect"),
+            );
+        }
+        Self {
+            _db: db,
+            shutdown,
+            handles,
+            channels,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        for handle in self.handles {
+            handle.wait().await.expect("clean shutdown");
+        }
+    }
+}
+
+/// Each server's access table, in the order of [`Suite::channels`].
+pub fn tables() -> [&'static [Rule]; 4] {
+    [
+        distnet_customers::api::ACCESS,
+        distnet_accreditation::api::ACCESS,
+        distnet_allocation::api::ACCESS,
+        distnet_logistics::api::ACCESS,
+    ]
+}
+
+/// A token for `role` with the scopes the role carries in production.
+pub fn token_for(role: Role) -> String {
+    let claims = Claims::new(
+        format!("matrix-{}", role.as_str()),
+        role,
+        Duration::from_secs(3600),
+    )
+    .with_areas(["area-01"]);
+    let claims = if role == Role::Retailer {
+        claims.with_customer("r-00001")
+    } else {
+        claims
+    };
+    distnet_testkit::token(&claims)
+}
+
+/// Already-encoded protobuf bytes, sent and received as they are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+pub struct RawEncoder;
+pub struct RawDecoder;
+
+impl Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        use prost::bytes::BufMut as _;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
+        use prost::bytes::Buf as _;
+        let mut out = vec![0; src.remaining()];
+        src.copy_to_slice(&mut out);
+        Ok(Some(out))
+    }
+}
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawDecoder
+    }
+}
+
+/// Calls `/{service}/{method}` with the encoded message `body` and `authorization`.
+pub async fn call(
+    channel: &Channel,
+    service: &str,
+    method: &str,
+    body: Vec<u8>,
+    authorization: Option<&str>,
+) -> Result<Vec<u8>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel.clone()).max_encoding_message_size(64 * 1024 * 1024);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path: PathAndQuery = format!("/{service}/{method}")
+        .parse()
+        .map_err(|_| tonic::Status::internal("bad path"))?;
+    let mut request = tonic::Request::new(body);
+    if let Some(value) = authorization {
+        let value: MetadataValue<_> = value.parse().map_err(|_| tonic::Status::internal("bad header"))?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    request.set_timeout(Duration::from_secs(30));
+    grpc.unary(request, path, RawCodec).await.map(|r| r.into_inner())
+}
+
+/// The `ErrorInfo.reason` of a status, or "".
+pub fn reason(status: &tonic::Status) -> String {
+    status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_default()
+}
+
+/// The descriptors the servers are built from.
+pub fn descriptors() -> prost_types::FileDescriptorSet {
+    prost_types::FileDescriptorSet::decode(distnet_proto::FILE_DESCRIPTOR_SET).expect("descriptors")
+}
