@@ -120,4 +120,45 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert!(token.is_empty());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            /// Whatever a client sends as a page token, decoding never panics: it is a
+            /// page or INVALID_ARGUMENT naming `page_token`.
+            #[test]
+            fn any_token_decodes_or_is_refused_by_name(token in "\\PC{0,200}|[A-Za-z0-9_-]{0,300}", size in any::<i32>()) {
+                match read(size, &token, "area=a1") {
+                    Ok(page) => prop_assert!((1..=MAX_PAGE_SIZE).contains(&page.size)),
+                    Err(error) => {
+                        prop_assert_eq!(error.code, tonic::Code::InvalidArgument);
+                        let fields: Vec<&str> = error.details.field_violations.iter().map(|v| v.field.as_str()).collect();
+                        prop_assert!(fields == ["page_token"] || fields == ["page_size"], "{:?}", fields);
+                    }
+                }
+            }
+
+            /// Arbitrary bytes behind valid base64 are refused the same way.
+            #[test]
+            fn any_bytes_behind_base64_are_refused_by_name(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+                let token = URL_SAFE_NO_PAD.encode(&bytes);
+                if let Err(error) = read(10, &token, "") {
+                    prop_assert_eq!(error.code, tonic::Code::InvalidArgument);
+                }
+            }
+
+            /// Every key, however odd, comes back from its own token, and only under
+            /// the filter it was issued for.
+            #[test]
+            fn every_key_round_trips_under_its_filter_only(key in "\\PC{0,100}", filter in "\\PC{0,50}") {
+                let token = next_token(&key, &filter);
+                prop_assert_eq!(read(10, &token, &filter).expect("own filter").after, Some(key));
+                let other = format!("{filter}x");
+                prop_assert!(read(10, &token, &other).is_err());
+            }
+        }
+    }
 }
