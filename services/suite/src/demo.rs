@@ -60,6 +60,26 @@ pub(crate) fn bearer(token: &str) -> anyhow::Result<BearerToken> {
     Ok(BearerToken(format!("Bearer {token}").parse()?))
 }
 
+/// Calls `call` until it is not refused for the caller's rate (`RESOURCE_EXHAUSTED`):
+/// the demo's people call as fast as the machine goes, faster than the limit set for
+/// phones, and wait as a well-behaved client does.
+pub(crate) async fn patiently<T, F, Fut>(mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let mut attempts = 0;
+    loop {
+        match call().await {
+            Err(status) if status.code() == tonic::Code::ResourceExhausted && attempts < 600 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
 pub(crate) fn progress_bar(len: usize, what: &str) -> ProgressBar {
     let progress = ProgressBar::new(len as u64);
     progress.set_style(

@@ -19,7 +19,7 @@ use distnet_proto::customers::v1::{
 };
 use futures::StreamExt as _;
 
-use crate::demo::{BearerToken, bearer, connect, progress_bar};
+use crate::demo::{BearerToken, bearer, connect, patiently, progress_bar};
 use crate::seed::{NetworkShape, SAMPLE_EVERY, SeedRetailer, generate, weekly_history};
 
 /// Calls in flight while seeding.
@@ -80,10 +80,12 @@ fn cny(fen: i64) -> Option<Money> {
     })
 }
 
-/// Clients for the seed's admin, the call-center agent and every customer manager.
+/// Clients for the seed's admin, the call-center agent who takes complaints, each
+/// area's agent who phones for orders, and every customer manager.
 struct Callers {
     admin: Client,
     agent: Client,
+    area_agents: HashMap<String, Client>,
     managers: HashMap<String, Client>,
 }
 
@@ -105,7 +107,15 @@ impl Callers {
                 Role::Admin,
                 ttl,
             ))?,
-            agent: client(Claims::new(AGENT, Role::CallCenterAgent, ttl).with_areas(areas))?,
+            agent: client(Claims::new(AGENT, Role::CallCenterAgent, ttl).with_areas(areas.clone()))?,
+            area_agents: areas
+                .iter()
+                .map(|area| {
+                    let claims =
+                        Claims::new(format!("cc-{area}"), Role::CallCenterAgent, ttl).with_areas([area]);
+                    Ok((area.clone(), client(claims)?))
+                })
+                .collect::<anyhow::Result<_>>()?,
             managers: managers
                 .into_iter()
                 .map(|(id, area)| {
@@ -114,6 +124,13 @@ impl Callers {
                 })
                 .collect::<anyhow::Result<_>>()?,
         })
+    }
+
+    fn area_agent(&self, area: &str) -> anyhow::Result<Client> {
+        self.area_agents
+            .get(area)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no call-center agent for {area}"))
     }
 
     fn manager(&self, id: &str) -> anyhow::Result<Client> {
@@ -138,7 +155,18 @@ pub async fn seed_relationship(
     let current = crate::demo_allocation::current_cycle();
     let history = import_history(&callers, shape, &retailers, current).await?;
 
-    let sample: Vec<(usize, &SeedRetailer)> = retailers.iter().enumerate().step_by(SAMPLE_EVERY).collect();
+    // Round robin over the customer managers, so that the calls in flight belong to
+    // different people and each stays within the rate a phone is allowed.
+    let mut sample: Vec<(usize, &SeedRetailer)> =
+        retailers.iter().enumerate().step_by(SAMPLE_EVERY).collect();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut turn: HashMap<usize, usize> = HashMap::new();
+    for (index, retailer) in &sample {
+        let n = seen.entry(retailer.customer.owner_id.as_str()).or_default();
+        turn.insert(*index, *n);
+        *n += 1;
+    }
+    sample.sort_by_key(|(index, retailer)| (turn.get(index).copied(), retailer.customer.owner_id.clone()));
     let progress = progress_bar(sample.len(), "retailers' visits, calls, surveys and cases");
     progress.set_message("seeding relationships");
     let seed = shape.seed;
@@ -147,7 +175,8 @@ pub async fn seed_relationship(
         .map(|(index, retailer)| async move {
             let key = format!("seed-{seed}-{}", retailer.customer_id);
             let mut manager = callers.manager(&retailer.customer.owner_id)?;
-            log_contacts(&mut manager, &mut callers.agent.clone(), &key, index, retailer).await?;
+            let mut caller = callers.area_agent(&retailer.customer.area_id)?;
+            log_contacts(&mut manager, &mut caller, &key, index, retailer).await?;
             survey(&mut manager, &key, index, retailer).await?;
             let case = if index.is_multiple_of(CASE_EVERY) {
                 let stage = STAGES[(index / CASE_EVERY) % STAGES.len()];
@@ -229,40 +258,46 @@ async fn log_contacts(
     } else {
         0.0002
     };
-    manager
-        .log_interaction(LogInteractionRequest {
-            request_id: format!("{key}-visit"),
+    let visit = LogInteractionRequest {
+        request_id: format!("{key}-visit"),
+        customer: customer.clone(),
+        channel: Channel::Visit as i32,
+        outcome: "ORDER_TAKEN".into(),
+        notes: "陈列已更新，货架整理完毕".into(),
+        check_in: Some(LatLng {
+            latitude: location.latitude + off_by_deg,
+            longitude: location.longitude,
+        }),
+        tasks: vec![
+            MaintenanceTask::Display as i32,
+            MaintenanceTask::ShelfTidying as i32,
+        ],
+        time: Some(distnet_platform::wire::timestamp(
+            now - chrono::Duration::days(days_back) - chrono::Duration::hours(2),
+        )),
+    };
+    patiently(|| {
+        let (mut client, request) = (manager.clone(), visit.clone());
+        async move { client.log_interaction(request).await }
+    })
+    .await
+    .map_err(|s| anyhow::anyhow!("visiting {customer}: {s:?}"))?;
+    if index.is_multiple_of(2 * SAMPLE_EVERY) {
+        let call = LogInteractionRequest {
+            request_id: format!("{key}-call"),
             customer: customer.clone(),
-            channel: Channel::Visit as i32,
+            channel: Channel::CallOut as i32,
             outcome: "ORDER_TAKEN".into(),
-            notes: "陈列已更新，货架整理完毕".into(),
-            check_in: Some(LatLng {
-                latitude: location.latitude + off_by_deg,
-                longitude: location.longitude,
-            }),
-            tasks: vec![
-                MaintenanceTask::Display as i32,
-                MaintenanceTask::ShelfTidying as i32,
-            ],
-            time: Some(distnet_platform::wire::timestamp(
-                now - chrono::Duration::days(days_back) - chrono::Duration::hours(2),
-            )),
+            notes: "电话订货".into(),
+            time: Some(distnet_platform::wire::timestamp(now - chrono::Duration::days(1))),
+            ..LogInteractionRequest::default()
+        };
+        patiently(|| {
+            let (mut client, request) = (agent.clone(), call.clone());
+            async move { client.log_interaction(request).await }
         })
         .await
-        .map_err(|s| anyhow::anyhow!("visiting {customer}: {s:?}"))?;
-    if index.is_multiple_of(2 * SAMPLE_EVERY) {
-        agent
-            .log_interaction(LogInteractionRequest {
-                request_id: format!("{key}-call"),
-                customer: customer.clone(),
-                channel: Channel::CallOut as i32,
-                outcome: "ORDER_TAKEN".into(),
-                notes: "电话订货".into(),
-                time: Some(distnet_platform::wire::timestamp(now - chrono::Duration::days(1))),
-                ..LogInteractionRequest::default()
-            })
-            .await
-            .map_err(|s| anyhow::anyhow!("calling {customer}: {s:?}"))?;
+        .map_err(|s| anyhow::anyhow!("calling {customer}: {s:?}"))?;
     }
     Ok(())
 }
@@ -294,16 +329,19 @@ async fn survey(
             ..SurveyResponse::default()
         })
         .collect();
-    manager
-        .record_survey(RecordSurveyRequest {
-            request_id: format!("{key}-survey"),
-            customer: format!("customers/{}", retailer.customer_id),
-            channel: Channel::Visit as i32,
-            responses,
-            comment: String::new(),
-        })
-        .await
-        .map_err(|s| anyhow::anyhow!("surveying {}: {s:?}", retailer.customer_id))?;
+    let survey = RecordSurveyRequest {
+        request_id: format!("{key}-survey"),
+        customer: format!("customers/{}", retailer.customer_id),
+        channel: Channel::Visit as i32,
+        responses,
+        comment: String::new(),
+    };
+    patiently(|| {
+        let (mut client, request) = (manager.clone(), survey.clone());
+        async move { client.record_survey(request).await }
+    })
+    .await
+    .map_err(|s| anyhow::anyhow!("surveying {}: {s:?}", retailer.customer_id))?;
     Ok(())
 }
 

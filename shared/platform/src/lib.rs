@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod middleware;
 pub mod pagination;
 pub mod postgres;
+pub mod ratelimit;
 pub mod rpc;
 pub mod server;
 pub mod settings;

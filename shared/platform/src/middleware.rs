@@ -3,7 +3,8 @@
 //! (`RESOURCE_EXHAUSTED` with `RetryInfo`, answered at once so the server stays
 //! responsive), bearer-token authentication, and the service's access table
 //! (`authz`): a role the RPC's rule does not name, or an RPC without a rule, is
-//! `PERMISSION_DENIED` before any handler runs. Health and reflection stay open.
+//! `PERMISSION_DENIED` before any handler runs, and per-caller rate limits on the RPCs
+//! phones call (`ratelimit`). Health and reflection stay open.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,9 +17,11 @@ use tonic::body::Body;
 use tower::{Layer, Service};
 use tracing::Instrument as _;
 
-use crate::auth::TokenVerifier;
+use crate::auth::{Role, TokenVerifier};
 use crate::authz::{self, Rule};
 use crate::error::ServiceError;
+use crate::ratelimit::RateLimiter;
+use crate::settings::ServerSettings;
 use crate::telemetry;
 
 /// Paths that need no token.
@@ -30,6 +33,7 @@ fn is_open(path: &str) -> bool {
 pub struct RpcLayer {
     verifier: Arc<TokenVerifier>,
     permits: Arc<Semaphore>,
+    limiter: Arc<RateLimiter>,
     domain: &'static str,
     access: Arc<[&'static [Rule]]>,
 }
@@ -38,13 +42,14 @@ impl RpcLayer {
     /// `access`: the tables of every gRPC service the server hosts.
     pub fn new(
         verifier: TokenVerifier,
-        concurrency_limit: usize,
+        server: &ServerSettings,
         domain: &'static str,
         access: &[&'static [Rule]],
     ) -> Self {
         Self {
             verifier: Arc::new(verifier),
-            permits: Arc::new(Semaphore::new(concurrency_limit.max(1))),
+            permits: Arc::new(Semaphore::new(server.concurrency_limit.max(1))),
+            limiter: Arc::new(RateLimiter::new(&server.rate_limit)),
             domain,
             access: access.into(),
         }
@@ -140,6 +145,19 @@ where
                             format!("{path} has no access rule, so nobody may call it"),
                         ));
                     }
+                }
+                if caller.role != Role::Service
+                    && layer.limiter.applies_to(&path)
+                    && let Err(wait) = layer.limiter.take(&caller.idempotency_scope(), Instant::now())
+                {
+                    span.record("rpc.grpc.status_code", 8);
+                    return reject(
+                        ServiceError::resource_exhausted(
+                            "RATE_LIMITED",
+                            "too many calls from this caller; retry after the delay given",
+                        )
+                        .with_retry_after(wait),
+                    );
                 }
                 request.extensions_mut().insert(caller);
             }

@@ -190,7 +190,7 @@ pub async fn serve(spec: ServeSpec<'_>) -> anyhow::Result<ServerHandle> {
         .timeout(Duration::from_millis(server.request_timeout_ms))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .layer(RpcLayer::new(verifier, server.concurrency_limit, domain, access))
+        .layer(RpcLayer::new(verifier, server, domain, access))
         .add_routes(routes);
     // Unary RPCs are small writes: without TCP_NODELAY each reply waits on the
     // peer's delayed ACK (~40 ms).

@@ -208,6 +208,47 @@ pub struct ServerSettings {
     pub shutdown_grace_ms: u64,
     /// After the listener closes: how long in-flight calls may take to finish.
     pub drain_deadline_ms: u64,
+    /// Per-caller limits on the RPCs phones call.
+    pub rate_limit: RateLimitSettings,
+}
+
+/// One token bucket per caller (role and subject), shared by `methods`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RateLimitSettings {
+    /// Sustained calls per second per caller; 0 turns the limits off.
+    pub per_second: f64,
+    /// Calls a caller may make at once after a quiet spell.
+    pub burst: u32,
+    /// Method names (e.g. `GetMyRoute`) the limit applies to, in any service.
+    pub methods: Vec<String>,
+}
+
+impl Default for RateLimitSettings {
+    /// The RPCs of the field reps', drivers' and retailers' phones: generous for a
+    /// person, tight for a runaway retry loop.
+    fn default() -> Self {
+        Self {
+            per_second: 5.0,
+            burst: 20,
+            methods: [
+                "LogInteraction",
+                "GetVisitPlan",
+                "GetVisitCompliance",
+                "RecordSurvey",
+                "GetMyRoute",
+                "RecordStopEvent",
+                "GetEntitlements",
+                "PlaceOrder",
+                "CancelOrder",
+                "GetOrder",
+                "ListOrders",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        }
+    }
 }
 
 impl Default for ServerSettings {
@@ -219,6 +260,7 @@ impl Default for ServerSettings {
             max_message_bytes: 4 * 1024 * 1024,
             shutdown_grace_ms: 1_000,
             drain_deadline_ms: 10_000,
+            rate_limit: RateLimitSettings::default(),
         }
     }
 }

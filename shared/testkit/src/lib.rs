@@ -182,6 +182,8 @@ pub fn settings(database_url: &str) -> Settings {
     settings.auth.hs256_secret = Secret::new(TEST_SECRET);
     settings.server.shutdown_grace_ms = 0;
     settings.server.drain_deadline_ms = 2_000;
+    // Tests call as one person far faster than a phone; `rate_limits.rs` turns them on.
+    settings.server.rate_limit.per_second = 0.0;
     settings.events.subscriptions.clear();
     settings.events.relay_poll_ms = 50;
     settings
