@@ -42,7 +42,9 @@ pub(crate) use distnet_platform::idempotency::begin as begin_idempotent;
 
 /// Runs a mutation and, when it ends in a business refusal, remembers the refusal
 /// under its request id, so a retry gets the same answer (DESIGN.md: a retried
-/// request returns the original response).
+/// request returns the original response). A refusal that could not be remembered
+/// (the database went away) is not given out: the caller gets the failure, which is
+/// retryable, so no answer reaches a client that a retry could contradict.
 pub(crate) async fn remembering<R, M: prost::Message>(
     pool: &PgPool,
     caller: &Caller,
@@ -64,7 +66,8 @@ pub(crate) async fn remembering<R, M: prost::Message>(
         )
         .await
     {
-        tracing::warn!(%failure, method, "could not remember a refusal");
+        tracing::warn!(%failure, method, "could not remember a refusal; the caller retries");
+        return Err(failure);
     }
     outcome
 }
