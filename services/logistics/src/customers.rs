@@ -26,12 +26,15 @@ pub struct Customers {
 }
 
 impl Customers {
-    /// A lazily connected client of the customers service at `url`.
-    pub fn new(url: &str, token: &str, timeout: std::time::Duration) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(url.to_string())?
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .timeout(timeout)
-            .connect_lazy();
+    /// A lazily connected client of the customers service at `url` (TLS for
+    /// `https://` URLs, per `tls`).
+    pub fn new(
+        url: &str,
+        tls: &distnet_platform::settings::TlsSettings,
+        token: &str,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<Self> {
+        let channel = distnet_platform::tls::endpoint(url, tls, timeout)?.connect_lazy();
         let value: MetadataValue<_> = format!("Bearer {token}").parse()?;
         Ok(Self {
             client: CustomerServiceClient::with_interceptor(channel, ServiceToken(value)),

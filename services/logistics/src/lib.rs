@@ -56,6 +56,7 @@ pub async fn serve_with_clock(
     Relay::new(pool.clone(), settings, token.clone())?.spawn(shutdown.subscribe());
     let customers = customers::Customers::new(
         &settings.services.customers.url,
+        &settings.tls,
         &token,
         Duration::from_millis(settings.server.request_timeout_ms.max(100)),
     )?;

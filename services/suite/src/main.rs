@@ -3,6 +3,7 @@
 mod audit;
 mod bench;
 mod bench_routing;
+mod certs;
 mod demo;
 mod demo_allocation;
 mod demo_logistics;
@@ -84,6 +85,15 @@ enum Command {
         hours: Option<u32>,
         #[arg(long, default_value_t = 50)]
         limit: i64,
+    },
+    /// Make a development CA and certificates for mutual TLS (ca.pem, service.pem/key,
+    /// client.pem/key), and print the settings that turn TLS on.
+    Certs {
+        #[arg(long, default_value = ".distnet/certs")]
+        out: PathBuf,
+        /// Names and addresses the services are reached at, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "localhost,127.0.0.1")]
+        hosts: Vec<String>,
     },
     /// Print who may call what: every service's access table, as the servers enforce
     /// it (Markdown, as in the README).
@@ -251,6 +261,26 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             print!("{}", audit::render(&records));
+            Ok(())
+        }
+        Command::Certs { out, hosts } => {
+            let files = certs::make(&out, &hosts)?;
+            println!("wrote {}", out.display());
+            println!("turn mutual TLS on with:");
+            println!(
+                "  export DISTNET__TLS__CERT_PATH={}",
+                files.service_cert.display()
+            );
+            println!("  export DISTNET__TLS__KEY_PATH={}", files.service_key.display());
+            println!("  export DISTNET__TLS__CA_PATH={}", files.ca.display());
+            println!("  export DISTNET__TLS__CLIENT_CA_PATH={}", files.ca.display());
+            println!("and https:// service URLs (services.<name>.url); grpcurl as an operator:");
+            println!(
+                "  grpcurl -cacert {} -cert {} -key {} localhost:50051 list",
+                files.ca.display(),
+                files.client_cert.display(),
+                files.client_key.display()
+            );
             Ok(())
         }
         Command::Access => {

@@ -70,10 +70,12 @@ pub async fn run(mut settings: Settings, options: UpOptions) -> anyhow::Result<(
     let accreditation_addr = accreditation_listener.local_addr()?;
     let allocation_addr = allocation_listener.local_addr()?;
     let logistics_addr = logistics_listener.local_addr()?;
-    settings.services.customers.url = format!("http://{customers_addr}");
-    settings.services.accreditation.url = format!("http://{accreditation_addr}");
-    settings.services.allocation.url = format!("http://{allocation_addr}");
-    settings.services.logistics.url = format!("http://{logistics_addr}");
+    // With TLS on, the services call each other over mutual TLS.
+    let scheme = if settings.tls.enabled() { "https" } else { "http" };
+    settings.services.customers.url = format!("{scheme}://{customers_addr}");
+    settings.services.accreditation.url = format!("{scheme}://{accreditation_addr}");
+    settings.services.allocation.url = format!("{scheme}://{allocation_addr}");
+    settings.services.logistics.url = format!("{scheme}://{logistics_addr}");
 
     let shutdown = Shutdown::new();
     let customers = distnet_customers::serve(&settings, customers_listener, shutdown.clone()).await?;

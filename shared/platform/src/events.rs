@@ -13,7 +13,7 @@ use distnet_proto::events::v1::{DeliverRequest, DeliverResponse, EventEnvelope};
 use prost::Message;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tracing::Instrument as _;
 
 use crate::auth::{self, Role};
@@ -132,10 +132,8 @@ impl Relay {
             let Some(endpoint) = settings.services.get(&subscriber) else {
                 anyhow::bail!("events.subscriptions names unknown service `{subscriber}`");
             };
-            let channel = Endpoint::from_shared(endpoint.url.clone())?
-                .connect_timeout(Duration::from_secs(2))
-                .timeout(Duration::from_secs(10))
-                .connect_lazy();
+            let channel =
+                crate::tls::endpoint(&endpoint.url, &settings.tls, Duration::from_secs(10))?.connect_lazy();
             sinks.push((subscriber, EventSinkClient::new(channel)));
         }
         Ok(Self {

@@ -18,6 +18,7 @@ pub mod rpc;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
+pub mod tls;
 pub mod validate;
 pub mod wire;
 

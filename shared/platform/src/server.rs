@@ -186,7 +186,11 @@ pub async fn serve(spec: ServeSpec<'_>) -> anyhow::Result<ServerHandle> {
             tokio::time::sleep(grace).await;
         }
     };
-    let router = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = crate::tls::server_config(&settings.tls)? {
+        builder = builder.tls_config(tls)?;
+    }
+    let router = builder
         .timeout(Duration::from_millis(server.request_timeout_ms))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))

@@ -35,6 +35,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub server: ServerSettings,
+    /// Transport security; empty paths mean plaintext (loopback development).
+    pub tls: TlsSettings,
     pub telemetry: TelemetrySettings,
     pub events: EventSettings,
     /// Where each service listens and where the others reach it.
@@ -210,6 +212,20 @@ pub struct ServerSettings {
     pub drain_deadline_ms: u64,
     /// Per-caller limits on the RPCs phones call.
     pub rate_limit: RateLimitSettings,
+}
+
+/// TLS files, PEM. `distnet certs` makes a development set.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TlsSettings {
+    /// This process's certificate and key: the servers' identity, and the client
+    /// certificate its own calls present.
+    pub cert_path: String,
+    pub key_path: String,
+    /// The CA that signs the servers: calls to `https://` URLs verify against it.
+    pub ca_path: String,
+    /// When set, clients must present a certificate this CA signed (mutual TLS).
+    pub client_ca_path: String,
 }
 
 /// One token bucket per caller (role and subject), shared by `methods`.

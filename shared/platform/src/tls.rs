@@ -1,0 +1,66 @@
+//! Transport security from configuration (`tls`): with a certificate and key the
+//! servers speak TLS (rustls); with a CA as well they require every client to present
+//! a certificate that CA signed (mutual TLS), which is how the services know each
+//! other. The services' own calls (event relays, logistics → customers) go to
+//! `https://` URLs with the CA and present the same certificate. Plaintext stays the
+//! default for `distnet up` on loopback; `distnet certs` makes a development CA and
+//! certificates.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
+
+use crate::settings::TlsSettings;
+
+fn read(path: &str, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading the {what} at {path}"))
+}
+
+impl TlsSettings {
+    /// Whether the servers speak TLS.
+    pub fn enabled(&self) -> bool {
+        !self.cert_path.is_empty() && !self.key_path.is_empty()
+    }
+}
+
+/// The servers' TLS configuration, or `None` for plaintext.
+pub fn server_config(settings: &TlsSettings) -> anyhow::Result<Option<ServerTlsConfig>> {
+    if !settings.enabled() {
+        return Ok(None);
+    }
+    let identity = Identity::from_pem(
+        read(&settings.cert_path, "certificate")?,
+        read(&settings.key_path, "private key")?,
+    );
+    let mut config = ServerTlsConfig::new().identity(identity);
+    if !settings.client_ca_path.is_empty() {
+        config = config.client_ca_root(Certificate::from_pem(read(
+            &settings.client_ca_path,
+            "client CA",
+        )?));
+    }
+    Ok(Some(config))
+}
+
+/// An endpoint for `url` with the service's timeouts; `https://` URLs verify the
+/// server against `tls.ca_path` and present the service's certificate.
+pub fn endpoint(url: &str, settings: &TlsSettings, timeout: Duration) -> anyhow::Result<Endpoint> {
+    let mut endpoint = Endpoint::from_shared(url.to_string())?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(timeout);
+    if url.starts_with("https://") {
+        let mut config = ClientTlsConfig::new();
+        if !settings.ca_path.is_empty() {
+            config = config.ca_certificate(Certificate::from_pem(read(&settings.ca_path, "CA")?));
+        }
+        if settings.enabled() {
+            config = config.identity(Identity::from_pem(
+                read(&settings.cert_path, "certificate")?,
+                read(&settings.key_path, "private key")?,
+            ));
+        }
+        endpoint = endpoint.tls_config(config)?;
+    }
+    Ok(endpoint)
+}
