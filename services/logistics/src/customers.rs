@@ -23,6 +23,7 @@ impl Interceptor for ServiceToken {
 #[derive(Clone)]
 pub struct Customers {
     client: CustomerServiceClient<InterceptedService<Channel, ServiceToken>>,
+    timeout: std::time::Duration,
 }
 
 impl Customers {
@@ -38,6 +39,7 @@ impl Customers {
         let value: MetadataValue<_> = format!("Bearer {token}").parse()?;
         Ok(Self {
             client: CustomerServiceClient::with_interceptor(channel, ServiceToken(value)),
+            timeout,
         })
     }
 
@@ -45,8 +47,12 @@ impl Customers {
     /// event that needed them is retried.
     pub async fn batch_get(&self, names: Vec<String>) -> Result<Vec<Customer>, ServiceError> {
         let mut client = self.client.clone();
+        // What is left of the call being served (an event delivery), if less than the
+        // client's own timeout: the deadline travels downstream.
+        let mut request = tonic::Request::new(BatchGetCustomersRequest { names });
+        request.set_timeout(distnet_platform::deadline::budget(self.timeout));
         client
-            .batch_get_customers(BatchGetCustomersRequest { names })
+            .batch_get_customers(request)
             .await
             .map(|r| r.into_inner().customers)
             .map_err(|status| {

@@ -7,6 +7,7 @@ pub mod authz;
 pub mod clock;
 pub mod cycle;
 pub mod db;
+pub mod deadline;
 pub mod error;
 pub mod events;
 pub mod idempotency;

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tonic::body::Body;
@@ -31,6 +31,8 @@ fn is_open(path: &str) -> bool {
 
 #[derive(Clone)]
 pub struct RpcLayer {
+    /// The longest a call may take (`server.request_timeout_ms`).
+    request_timeout: Duration,
     verifier: Arc<TokenVerifier>,
     permits: Arc<Semaphore>,
     limiter: Arc<RateLimiter>,
@@ -47,6 +49,7 @@ impl RpcLayer {
         access: &[&'static [Rule]],
     ) -> Self {
         Self {
+            request_timeout: Duration::from_millis(server.request_timeout_ms.max(1)),
             verifier: Arc::new(verifier),
             permits: Arc::new(Semaphore::new(server.concurrency_limit.max(1))),
             limiter: Arc::new(RateLimiter::new(&server.rate_limit)),
@@ -166,10 +169,31 @@ where
                 return reject(error);
             }
         }
+        // The call's deadline: the caller's, or the server's limit if nearer.
+        let timeout = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::deadline::parse_grpc_timeout)
+            .map_or(layer.request_timeout, |t| t.min(layer.request_timeout));
+        let domain = layer.domain;
         Box::pin(
             async move {
                 let started = Instant::now();
-                let result = inner.call(request).await;
+                let deadline = started + timeout;
+                let call = crate::deadline::scope(deadline, inner.call(request));
+                let Ok(result) = tokio::time::timeout(timeout, call).await else {
+                    drop(permit);
+                    tracing::Span::current().record("rpc.grpc.status_code", 4);
+                    tracing::debug!(timeout_ms = timeout.as_millis() as u64, "deadline exceeded");
+                    let status = ServiceError::new(
+                        tonic::Code::DeadlineExceeded,
+                        "DEADLINE_EXCEEDED",
+                        "the call's deadline passed before it finished",
+                    )
+                    .into_status(domain);
+                    return Ok(status.into_http::<Body>());
+                };
                 drop(permit);
                 if let Ok(response) = &result {
                     // Errors travel as trailers-only responses with grpc-status in the

@@ -191,7 +191,11 @@ pub async fn serve(spec: ServeSpec<'_>) -> anyhow::Result<ServerHandle> {
         builder = builder.tls_config(tls)?;
     }
     let router = builder
-        .timeout(Duration::from_millis(server.request_timeout_ms))
+        // The middleware ends calls at their deadline with DEADLINE_EXCEEDED; this is
+        // only the backstop.
+        .timeout(Duration::from_millis(
+            server.request_timeout_ms.saturating_add(1_000),
+        ))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .layer(RpcLayer::new(verifier, server, domain, access))
