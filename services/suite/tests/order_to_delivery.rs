@@ -5,13 +5,10 @@
 //! shipment, is planned, published and delivered with proof (logistics); allocation
 //! marks the order delivered and customers logs the delivery as a contact.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use distnet_platform::Settings;
-use distnet_platform::auth::{Claims, Role};
+use distnet_platform::auth::Role;
 use distnet_platform::clock::ManualClock;
 use distnet_platform::server::{ServerHandle, Shutdown};
 use distnet_proto::accreditation::v1::accreditation_service_client::AccreditationServiceClient;
@@ -33,75 +30,14 @@ use distnet_proto::customers::v1::{
 use distnet_proto::customers::v1::{CreateCustomerRequest, Customer, CustomerFormat, Settlement};
 use distnet_proto::logistics::v1::logistics_service_client::LogisticsServiceClient;
 use distnet_proto::logistics::v1::*;
-use distnet_testkit::{Bearer, TestDb};
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use distnet_testkit::TestDb;
 
-const DEPOT: (f64, f64) = (30.6586, 104.0648);
+mod support;
 
-/// A unique request id without another dependency: time and a counter.
-fn rid() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "e2e-{}-{}",
-        Utc::now().timestamp_nanos_opt().unwrap_or_default(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn bearer(role: Role, sub: &str, areas: &[&str], depot: Option<&str>) -> Bearer {
-    let mut claims =
-        Claims::new(sub, role, Duration::from_secs(3600)).with_areas(areas.iter().map(|a| a.to_string()));
-    claims.depot = depot.map(String::from);
-    Bearer(Some(distnet_testkit::token(&claims)))
-}
-
-fn channel_for(channel: &Channel, bearer: Bearer) -> InterceptedService<Channel, Bearer> {
-    InterceptedService::new(channel.clone(), bearer)
-}
-
-/// Tuesday 2026-11-24 10:00 in Chengdu: the week's order window is open, before the
-/// 11:30 cut-off, so the order is delivered Wednesday morning.
-fn tuesday_morning() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-24T10:00:00+08:00")
-        .expect("time")
-        .with_timezone(&Utc)
-}
+use support::{DEPOT, bearer, channel_for, eventually, rid, tuesday_morning, wired};
 
 /// The trace the call-center app's order belongs to.
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-/// Polls `attempt` until it gives `Some`, for up to 30 s.
-async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..300 {
-        if let Some(value) = attempt().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what}: not within 30 s");
-}
-
-/// Every subscription DESIGN.md lists, kept to the events each service consumes.
-fn wired(settings: &mut Settings) {
-    let services: [(&str, &[&str]); 4] = [
-        (distnet_customers::SERVICE, distnet_customers::CONSUMES),
-        (distnet_accreditation::SERVICE, distnet_accreditation::CONSUMES),
-        (distnet_allocation::SERVICE, distnet_allocation::CONSUMES),
-        (distnet_logistics::SERVICE, distnet_logistics::CONSUMES),
-    ];
-    settings.events.subscriptions = Settings::default().events.subscriptions;
-    settings.retain_subscribers(|service, event| {
-        services
-            .iter()
-            .any(|(name, events)| *name == service && events.contains(&event))
-    });
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_placed_in_allocation_is_planned_delivered_with_proof_and_marked_delivered() {

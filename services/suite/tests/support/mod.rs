@@ -3,7 +3,13 @@
 
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use distnet_platform::Settings;
+use distnet_testkit::Bearer;
+use tonic::service::interceptor::InterceptedService;
 
 use distnet_platform::auth::{Claims, Role};
 use distnet_platform::authz::Rule;
@@ -174,4 +180,69 @@ pub fn reason(status: &tonic::Status) -> String {
 /// The descriptors the servers are built from.
 pub fn descriptors() -> prost_types::FileDescriptorSet {
     prost_types::FileDescriptorSet::decode(distnet_proto::FILE_DESCRIPTOR_SET).expect("descriptors")
+}
+
+// ---------------------------------------------------------------- end-to-end helpers
+
+pub const DEPOT: (f64, f64) = (30.6586, 104.0648);
+
+/// A unique request id without another dependency: time and a counter.
+pub fn rid() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "e2e-{}-{}",
+        Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub fn bearer(role: Role, sub: &str, areas: &[&str], depot: Option<&str>) -> Bearer {
+    let mut claims =
+        Claims::new(sub, role, Duration::from_secs(3600)).with_areas(areas.iter().map(|a| a.to_string()));
+    claims.depot = depot.map(String::from);
+    Bearer(Some(distnet_testkit::token(&claims)))
+}
+
+pub fn channel_for(channel: &Channel, bearer: Bearer) -> InterceptedService<Channel, Bearer> {
+    InterceptedService::new(channel.clone(), bearer)
+}
+
+/// Tuesday 2026-11-24 10:00 in Chengdu: the week's order window is open, before the
+/// 11:30 cut-off, so the order is delivered Wednesday morning.
+pub fn tuesday_morning() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-24T10:00:00+08:00")
+        .expect("time")
+        .with_timezone(&Utc)
+}
+
+/// Polls `attempt` until it gives `Some`, for up to 30 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    for _ in 0..300 {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within 30 s");
+}
+
+/// Every subscription DESIGN.md lists, kept to the events each service consumes.
+pub fn wired(settings: &mut Settings) {
+    let services: [(&str, &[&str]); 4] = [
+        (distnet_customers::SERVICE, distnet_customers::CONSUMES),
+        (distnet_accreditation::SERVICE, distnet_accreditation::CONSUMES),
+        (distnet_allocation::SERVICE, distnet_allocation::CONSUMES),
+        (distnet_logistics::SERVICE, distnet_logistics::CONSUMES),
+    ];
+    settings.events.subscriptions = Settings::default().events.subscriptions;
+    settings.retain_subscribers(|service, event| {
+        services
+            .iter()
+            .any(|(name, events)| *name == service && events.contains(&event))
+    });
 }
