@@ -35,8 +35,10 @@ const NEIGHBOURS: usize = 64;
 /// solution handed over by vrp-core.
 const START_TEMPERATURE: f64 = 0.03;
 const FINAL_TEMPERATURE: f64 = 0.0003;
-/// Temperature factor of every other chain.
-const HOT_CHAIN: f64 = 10.0;
+/// Temperature factor of every other chain. Hot enough to leave a solution of few
+/// long routes for more, shorter ones when windows are wide (R2_10_1: 26 routes and
+/// +9.4 % at 10×, 29–30 routes and +4.5–7.0 % at 40×).
+const HOT_CHAIN: f64 = 40.0;
 /// Iterations per stop after which the search stops even with time left (small
 /// problems converge long before any sensible budget is spent).
 const ITERATIONS_PER_STOP: u64 = 100_000;
@@ -659,7 +661,7 @@ pub(crate) fn polish(
         let handles: Vec<_> = (0..threads.max(1))
             .map(|k| {
                 let chain_seed = seed ^ (k as u64).wrapping_mul(0xA076_1D64_78BD_642F);
-                // Every other chain runs ten times hotter: which suits an instance best
+                // Every other chain runs forty times hotter: which suits an instance best
                 // varies (clustered or not, tight windows or wide), so hedge.
                 let heat = if k % 2 == 0 { 1.0 } else { HOT_CHAIN };
                 scope.spawn(move || anneal(data, initial_ref, deadline, limit, chain_seed, heat))
