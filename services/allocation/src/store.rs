@@ -3,7 +3,6 @@
 //! wire types happens next to the rows.
 
 use distnet_platform::ServiceError;
-use distnet_proto::common::v1::Money;
 use sqlx::PgConnection;
 
 pub mod catalog;
@@ -12,12 +11,7 @@ pub mod runs;
 
 pub use distnet_platform::wire::timestamp;
 
-pub fn cny(fen: i64) -> Money {
-    Money {
-        currency_code: "CNY".into(),
-        fen,
-    }
-}
+pub use distnet_platform::wire::cny;
 
 /// What an order needs to know of a retailer.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -65,10 +65,7 @@ fn scarce_catalog() -> Vec<(&'static str, &'static str, i64, Policy)> {
 }
 
 fn cny(fen: i64) -> Option<Money> {
-    Some(Money {
-        currency_code: "CNY".into(),
-        fen,
-    })
+    Some(distnet_platform::wire::cny(fen))
 }
 
 /// The cycle of today's date in Asia/Shanghai.

@@ -74,10 +74,7 @@ type Client = CustomerServiceClient<
 >;
 
 fn cny(fen: i64) -> Option<Money> {
-    Some(Money {
-        currency_code: "CNY".into(),
-        fen,
-    })
+    Some(distnet_platform::wire::cny(fen))
 }
 
 /// Clients for the seed's admin, the call-center agent who takes complaints, each

@@ -4,7 +4,8 @@
 //! reaches accreditation), and clients without a certificate, or in plaintext,
 //! refused.
 
-use std::future::Future;
+mod support;
+
 use std::time::Duration;
 
 use distnet_platform::Settings;
@@ -18,21 +19,8 @@ use distnet_proto::customers::v1::{
     CreateCustomerRequest, Customer, CustomerFormat, GetCustomerRequest, Settlement,
 };
 use distnet_testkit::{Bearer, TestDb};
+use support::eventually;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-
-async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..300 {
-        if let Some(value) = attempt().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what}: not within 30 s");
-}
 
 fn read(path: &std::path::Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

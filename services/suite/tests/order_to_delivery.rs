@@ -34,7 +34,9 @@ use distnet_testkit::TestDb;
 
 mod support;
 
-use support::{DEPOT, bearer, channel_for, eventually, rid, tuesday_morning, wired};
+use support::{
+    DEPOT, bearer, channel_for, chengdu_depot_and_inner_zone, eventually, rid, tuesday_morning, wired,
+};
 
 /// The trace the call-center app's order belongs to.
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -187,40 +189,7 @@ async fn an_order_placed_in_allocation_is_planned_delivered_with_proof_and_marke
         &logistics,
         bearer(Role::Dispatcher, "disp-1", &[], Some("chengdu")),
     ));
-    dispatcher
-        .upsert_depot(UpsertDepotRequest {
-            request_id: rid(),
-            depot: Some(Depot {
-                name: "depots/chengdu".into(),
-                display_name: "成都配送中心".into(),
-                location: Some(LatLng {
-                    latitude: DEPOT.0,
-                    longitude: DEPOT.1,
-                }),
-                time_zone: "Asia/Shanghai".into(),
-                picking_capacity_cases: 2_000,
-                ..Depot::default()
-            }),
-        })
-        .await
-        .expect("depot");
-    dispatcher
-        .upsert_zone(UpsertZoneRequest {
-            request_id: rid(),
-            zone: Some(Zone {
-                name: "zones/inner".into(),
-                display_name: "一环内".into(),
-                depot: "depots/chengdu".into(),
-                area_ids: vec!["area-01".into()],
-                cycle_days: 1,
-                cycle_day: 0,
-                cycle_anchor: "2026-11-23".into(),
-                frequency: Frequency::TwiceDaily as i32,
-                ..Zone::default()
-            }),
-        })
-        .await
-        .expect("zone");
+    chengdu_depot_and_inner_zone(&mut dispatcher).await;
     dispatcher
         .upsert_vehicle(UpsertVehicleRequest {
             request_id: rid(),

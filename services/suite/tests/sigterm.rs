@@ -4,6 +4,8 @@
 //! transport error, no error of the server's making), and the process exits cleanly
 //! within the grace period plus the drain deadline.
 
+mod support;
+
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
 use distnet_proto::customers::v1::{Customer, ListCustomersRequest};
 use distnet_testkit::{Bearer, TestDb};
+use support::line_starting_with;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -30,23 +33,6 @@ struct Call {
     /// An error the server answered (with its `ErrorInfo`), not a refused or
     /// closed connection.
     server_made: bool,
-}
-
-async fn line_starting_with(
-    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    prefix: &str,
-) -> String {
-    let wait = async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            if let Some(rest) = line.trim_start().strip_prefix(prefix) {
-                return rest.trim().to_string();
-            }
-        }
-        panic!("distnet up exited before printing `{prefix}`");
-    };
-    tokio::time::timeout(Duration::from_secs(120), wait)
-        .await
-        .unwrap_or_else(|_| panic!("no `{prefix}` line from distnet up"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

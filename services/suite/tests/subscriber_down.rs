@@ -23,12 +23,12 @@ use distnet_proto::customers::v1::{CreateCustomerRequest, Customer, CustomerForm
 use distnet_proto::events::v1::event_sink_client::EventSinkClient;
 use distnet_proto::events::v1::{DeliverRequest, EventEnvelope, StandingChanged};
 use distnet_proto::logistics::v1::logistics_service_client::LogisticsServiceClient;
-use distnet_proto::logistics::v1::{
-    Depot, Frequency, ListShipmentsRequest, ShipmentStatus, UpsertDepotRequest, UpsertZoneRequest, Zone,
-};
+use distnet_proto::logistics::v1::{ListShipmentsRequest, ShipmentStatus};
 use distnet_testkit::TestDb;
 use prost::Name as _;
-use support::{DEPOT, bearer, channel_for, eventually, rid, tuesday_morning, wired};
+use support::{
+    DEPOT, bearer, channel_for, chengdu_depot_and_inner_zone, eventually, rid, tuesday_morning, wired,
+};
 
 const RETAILERS: usize = 20;
 const ORDERS_EACH: usize = 3;
@@ -95,40 +95,7 @@ async fn events_for_a_subscriber_that_was_down_arrive_once_each_when_it_returns(
         &logistics_channel,
         bearer(Role::Dispatcher, "disp-1", &[], Some("chengdu")),
     ));
-    dispatcher
-        .upsert_depot(UpsertDepotRequest {
-            request_id: rid(),
-            depot: Some(Depot {
-                name: "depots/chengdu".into(),
-                display_name: "成都配送中心".into(),
-                location: Some(LatLng {
-                    latitude: DEPOT.0,
-                    longitude: DEPOT.1,
-                }),
-                time_zone: "Asia/Shanghai".into(),
-                picking_capacity_cases: 2_000,
-                ..Depot::default()
-            }),
-        })
-        .await
-        .expect("depot");
-    dispatcher
-        .upsert_zone(UpsertZoneRequest {
-            request_id: rid(),
-            zone: Some(Zone {
-                name: "zones/inner".into(),
-                display_name: "一环内".into(),
-                depot: "depots/chengdu".into(),
-                area_ids: vec!["area-01".into()],
-                cycle_days: 1,
-                cycle_day: 0,
-                cycle_anchor: "2026-11-23".into(),
-                frequency: Frequency::TwiceDaily as i32,
-                ..Zone::default()
-            }),
-        })
-        .await
-        .expect("zone");
+    chengdu_depot_and_inner_zone(&mut dispatcher).await;
 
     // The retailers, and their standings as accreditation would publish them.
     let admin = bearer(Role::Admin, "admin-1", &[], None);

@@ -1,6 +1,8 @@
 //! The README walkthrough against a real `distnet up --demo`: the built binary, its
 //! printed ports and token, reflection, health, and a customer created and read back.
 
+mod support;
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -19,28 +21,10 @@ use distnet_proto::customers::v1::{
 use distnet_proto::logistics::v1::logistics_service_client::LogisticsServiceClient;
 use distnet_proto::logistics::v1::{ListVehiclesRequest, ListZonesRequest};
 use distnet_testkit::{Bearer, TestDb};
+use support::line_starting_with;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
-
-/// Waits for a line of the runner's output that starts with `prefix`.
-async fn line_starting_with(
-    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    prefix: &str,
-) -> String {
-    let wait = async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            if let Some(rest) = line.trim_start().strip_prefix(prefix) {
-                return rest.trim().to_string();
-            }
-        }
-        panic!("distnet up exited before printing `{prefix}`");
-    };
-    // A bound so a broken runner fails the test instead of hanging CI.
-    tokio::time::timeout(Duration::from_secs(600), wait)
-        .await
-        .unwrap_or_else(|_| panic!("no `{prefix}` line from distnet up"))
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their_licenses() {

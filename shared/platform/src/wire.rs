@@ -1,11 +1,19 @@
 //! Conversions between our types and their wire forms shared by every service:
-//! `google.protobuf.Timestamp` ↔ UTC time, and great-circle distances between
+//! `google.protobuf.Timestamp` ↔ UTC time, fen ↔ `Money`, and great-circle distances between
 //! WGS-84 points (check-ins, spacing, road estimates).
 
 use chrono::{DateTime, Utc};
 
 /// Mean Earth radius (IUGG), metres.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+/// An amount in fen as the wire's money (yuan, the only currency we deal in).
+pub fn cny(fen: i64) -> distnet_proto::common::v1::Money {
+    distnet_proto::common::v1::Money {
+        currency_code: "CNY".into(),
+        fen,
+    }
+}
 
 /// A UTC time as a protobuf timestamp.
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {

@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use distnet_platform::ServiceError;
 use distnet_proto::accreditation::v1::CreditProfile;
-use distnet_proto::common::v1::Money;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
@@ -32,12 +31,7 @@ pub fn limit_base_name(base: LimitBase) -> &'static str {
     }
 }
 
-pub fn cny(fen: i64) -> Money {
-    Money {
-        currency_code: "CNY".into(),
-        fen,
-    }
-}
+pub use distnet_platform::wire::cny;
 
 /// The stored JSON of a credit file's inputs.
 #[derive(Serialize, Deserialize)]

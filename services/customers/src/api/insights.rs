@@ -9,7 +9,6 @@ use distnet_platform::auth::{Caller, Role};
 use distnet_platform::cycle::CycleId;
 use distnet_platform::idempotency::{self, Claim};
 use distnet_platform::validate::{Violations, parse_name};
-use distnet_proto::common::v1::Money;
 use distnet_proto::customers::v1::{
     CustomerFlag, CustomerInsights, Degree, DegreeFactor, GetCustomerInsightsRequest,
     ImportOrderHistoryRequest, ImportOrderHistoryResponse, Segment,
@@ -63,12 +62,7 @@ pub fn flag_bit(flag: CustomerFlag) -> i16 {
     1 << (flag as i16)
 }
 
-fn cny(fen: i64) -> Money {
-    Money {
-        currency_code: "CNY".into(),
-        fen,
-    }
-}
+use distnet_platform::wire::cny;
 
 /// The Monday of the window's oldest cycle, given the current cycle's Monday.
 fn window_start(window_end: NaiveDate) -> NaiveDate {

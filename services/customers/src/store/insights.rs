@@ -30,32 +30,26 @@ pub struct OrderFact {
 /// Records a confirmed order once; a redelivered or late confirmation of an order
 /// already known (even cancelled) changes nothing.
 pub async fn record_order(tx: &mut PgConnection, fact: &OrderFact) -> Result<(), ServiceError> {
-    sqlx::query(
-        "INSERT INTO order_facts (id, customer_id, cycle, week_start, orders, value_fen, cartons, \
-         scarce_cartons, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'ORDER') \
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(&fact.id)
-    .bind(&fact.customer_id)
-    .bind(&fact.cycle)
-    .bind(fact.week_start)
-    .bind(fact.orders)
-    .bind(fact.value_fen)
-    .bind(fact.cartons)
-    .bind(fact.scarce_cartons)
-    .execute(tx)
-    .await?;
-    Ok(())
+    write_order(tx, fact, false).await
 }
 
 /// Marks an order cancelled, recording it first when its confirmation has not
 /// arrived yet (so that the confirmation, when it comes, is ignored).
 pub async fn cancel_order(tx: &mut PgConnection, fact: &OrderFact) -> Result<(), ServiceError> {
-    sqlx::query(
+    write_order(tx, fact, true).await
+}
+
+async fn write_order(tx: &mut PgConnection, fact: &OrderFact, cancelled: bool) -> Result<(), ServiceError> {
+    let on_conflict = if cancelled {
+        "DO UPDATE SET cancelled = true"
+    } else {
+        "DO NOTHING"
+    };
+    sqlx::query(&format!(
         "INSERT INTO order_facts (id, customer_id, cycle, week_start, orders, value_fen, cartons, \
-         scarce_cartons, source, cancelled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'ORDER', true) \
-         ON CONFLICT (id) DO UPDATE SET cancelled = true",
-    )
+         scarce_cartons, source, cancelled) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'ORDER', $9) \
+         ON CONFLICT (id) {on_conflict}"
+    ))
     .bind(&fact.id)
     .bind(&fact.customer_id)
     .bind(&fact.cycle)
@@ -64,6 +58,7 @@ pub async fn cancel_order(tx: &mut PgConnection, fact: &OrderFact) -> Result<(),
     .bind(fact.value_fen)
     .bind(fact.cartons)
     .bind(fact.scarce_cartons)
+    .bind(cancelled)
     .execute(tx)
     .await?;
     Ok(())

@@ -246,3 +246,68 @@ pub fn wired(settings: &mut Settings) {
             .any(|(name, events)| *name == service && events.contains(&event))
     });
 }
+
+/// A dispatcher of the Chengdu DC.
+pub type Dispatcher = distnet_proto::logistics::v1::logistics_service_client::LogisticsServiceClient<
+    InterceptedService<Channel, Bearer>,
+>;
+
+/// The Chengdu DC and its inner zone: area-01, every day, twice daily.
+pub async fn chengdu_depot_and_inner_zone(dispatcher: &mut Dispatcher) {
+    use distnet_proto::common::v1::LatLng;
+    use distnet_proto::logistics::v1::{Depot, Frequency, UpsertDepotRequest, UpsertZoneRequest, Zone};
+    dispatcher
+        .upsert_depot(UpsertDepotRequest {
+            request_id: rid(),
+            depot: Some(Depot {
+                name: "depots/chengdu".into(),
+                display_name: "成都配送中心".into(),
+                location: Some(LatLng {
+                    latitude: DEPOT.0,
+                    longitude: DEPOT.1,
+                }),
+                time_zone: "Asia/Shanghai".into(),
+                picking_capacity_cases: 2_000,
+                ..Depot::default()
+            }),
+        })
+        .await
+        .expect("depot");
+    dispatcher
+        .upsert_zone(UpsertZoneRequest {
+            request_id: rid(),
+            zone: Some(Zone {
+                name: "zones/inner".into(),
+                display_name: "一环内".into(),
+                depot: "depots/chengdu".into(),
+                area_ids: vec!["area-01".into()],
+                cycle_days: 1,
+                cycle_day: 0,
+                cycle_anchor: "2026-11-23".into(),
+                frequency: Frequency::TwiceDaily as i32,
+                ..Zone::default()
+            }),
+        })
+        .await
+        .expect("zone");
+}
+
+/// Waits for a line of `distnet up`'s output that starts with `prefix`; the rest of
+/// the line, trimmed.
+pub async fn line_starting_with(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    prefix: &str,
+) -> String {
+    let wait = async {
+        while let Some(line) = lines.next_line().await.expect("read stdout") {
+            if let Some(rest) = line.trim_start().strip_prefix(prefix) {
+                return rest.trim().to_string();
+            }
+        }
+        panic!("distnet up exited before printing `{prefix}`");
+    };
+    // A bound so a broken runner fails the test instead of hanging CI.
+    tokio::time::timeout(Duration::from_secs(600), wait)
+        .await
+        .unwrap_or_else(|_| panic!("no `{prefix}` line from distnet up"))
+}
