@@ -57,6 +57,10 @@ pub async fn serve_with_clock(
     let token = auth::service_token(&settings.auth, SERVICE)?;
     Relay::new(pool.clone(), settings, token)?.spawn(shutdown.subscribe());
 
+    if !settings.telemetry.otlp_endpoint.is_empty() {
+        spawn_utilization_gauge(settings, pool.clone(), clock.clone(), shutdown.clone());
+    }
+
     let api = api::AllocationApi::new(pool.clone(), outbox, clock);
     let inbox = EventInbox::new(pool, events::Consumer, api::DOMAIN);
     let limit = settings.server.max_message_bytes;
@@ -83,4 +87,27 @@ pub async fn serve_with_clock(
         shutdown,
     })
     .await
+}
+
+/// Samples every product's quota utilization in this cycle and the next, once per
+/// metrics export interval (`distnet.allocation.quota_utilization`).
+fn spawn_utilization_gauge(settings: &Settings, pool: sqlx::PgPool, clock: SharedClock, shutdown: Shutdown) {
+    let every = std::time::Duration::from_millis(settings.telemetry.metrics_interval_ms.max(100));
+    server::spawn_periodic("quota utilization sampled", every, shutdown, move || {
+        let (pool, now) = (pool.clone(), clock.now());
+        async move {
+            let local = now + chrono::Duration::seconds(i64::from(domain::cycle::SHANGHAI_OFFSET_SECONDS));
+            let this = domain::cycle::CycleId::of(local.date_naive());
+            let cycles: Vec<String> = [Some(this), this.next()]
+                .into_iter()
+                .flatten()
+                .map(|c| c.to_string())
+                .collect();
+            for (sku, cycle, confirmed, allocatable) in store::orders::supply_use(&pool, &cycles).await? {
+                let ratio = confirmed as f64 / allocatable.max(1) as f64;
+                distnet_platform::metrics::quota_utilization(&sku, &cycle, ratio);
+            }
+            Ok(0)
+        }
+    });
 }

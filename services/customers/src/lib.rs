@@ -58,14 +58,23 @@ pub async fn serve_with_clock(
     let relay_token = auth::service_token(&settings.auth, SERVICE)?;
     Relay::new(pool.clone(), settings, relay_token)?.spawn(shutdown.subscribe());
     // Overdue cases escalate by themselves: marked once each, `CaseEscalated` published.
+    // With metrics exported, the sweep also counts what is overdue (`distnet.cases.overdue`).
     let (sweep_pool, sweep_outbox, sweep_clock) = (pool.clone(), outbox.clone(), clock.clone());
+    let count_overdue = !settings.telemetry.otlp_endpoint.is_empty();
     server::spawn_periodic(
         "overdue cases escalated",
         Duration::from_millis(settings.customers.case_sweep_ms.max(10)),
         shutdown.clone(),
         move || {
             let (pool, outbox, now) = (sweep_pool.clone(), sweep_outbox.clone(), sweep_clock.now());
-            async move { api::escalate_overdue(&pool, &outbox, now).await }
+            async move {
+                let escalated = api::escalate_overdue(&pool, &outbox, now).await?;
+                if count_overdue {
+                    let overdue = store::cases::overdue_count(&pool, now).await?;
+                    distnet_platform::metrics::overdue_cases(u64::try_from(overdue).unwrap_or(0));
+                }
+                Ok(escalated)
+            }
         },
     );
 

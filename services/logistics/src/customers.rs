@@ -16,6 +16,8 @@ pub struct ServiceToken(MetadataValue<tonic::metadata::Ascii>);
 impl Interceptor for ServiceToken {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         request.metadata_mut().insert("authorization", self.0.clone());
+        // The event being applied (or the RPC being served) continues in customers.
+        distnet_platform::telemetry::inject_current_context(request.metadata_mut());
         Ok(request)
     }
 }

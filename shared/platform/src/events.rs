@@ -18,6 +18,7 @@ use tracing::Instrument as _;
 
 use crate::auth::{self, Role};
 use crate::error::ServiceError;
+use crate::metrics;
 use crate::settings::Settings;
 use crate::telemetry;
 
@@ -180,8 +181,9 @@ impl Relay {
         let mut tx = self.pool.begin().await?;
         // One relay per (schema, subscriber) at a time across replicas keeps the
         // order; advisory locks are database-wide, hence the schema in the key.
-        let (locked,): (bool,) = sqlx::query_as(
-            "SELECT pg_try_advisory_xact_lock(hashtext('outbox:' || current_schema() || ':' || $1))",
+        let (locked, service): (bool, String) = sqlx::query_as(
+            "SELECT pg_try_advisory_xact_lock(hashtext('outbox:' || current_schema() || ':' || $1)),
+                    current_schema()::text",
         )
         .bind(subscriber)
         .fetch_one(&mut *tx)
@@ -190,8 +192,9 @@ impl Relay {
             tx.rollback().await?;
             return Ok(0);
         }
-        let rows: Vec<(i64, Vec<u8>, i32, bool)> = sqlx::query_as(
-            "SELECT p.outbox_id, o.envelope, p.attempts, p.next_attempt_at <= now()
+        let rows: Vec<(i64, Vec<u8>, i32, bool, f64)> = sqlx::query_as(
+            "SELECT p.outbox_id, o.envelope, p.attempts, p.next_attempt_at <= now(),
+                    GREATEST(EXTRACT(EPOCH FROM now() - o.created_at), 0)::float8
              FROM outbox_pending p JOIN outbox o ON o.id = p.outbox_id
              WHERE p.subscriber = $1
              ORDER BY p.outbox_id
@@ -203,16 +206,19 @@ impl Relay {
         .await?;
         // The head of the queue decides: later events wait behind it.
         // Release the lock now rather than when the dropped connection is reset.
-        let Some(&(head_id, _, head_attempts, head_due)) = rows.first() else {
+        let Some(&(head_id, _, head_attempts, head_due, head_age)) = rows.first() else {
             tx.rollback().await?;
+            metrics::outbox(&service, subscriber, Duration::ZERO, 0);
             return Ok(0);
         };
+        let head_lag = Duration::from_secs_f64(head_age.clamp(0.0, 1e9));
         if !head_due {
             tx.rollback().await?;
+            metrics::outbox(&service, subscriber, head_lag, 0);
             return Ok(0);
         }
         let mut events = Vec::with_capacity(rows.len());
-        for (_, bytes, _, _) in &rows {
+        for (_, bytes, _, _, _) in &rows {
             events.push(EventEnvelope::decode(bytes.as_slice())?);
         }
         let span = tracing::info_span!("outbox.relay", %subscriber, events = events.len());
@@ -234,6 +240,14 @@ impl Relay {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                // A full batch leaves more behind, at least as old as its last event.
+                let left = match rows.last() {
+                    Some(last) if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= self.batch => {
+                        Duration::from_secs_f64(last.4.clamp(0.0, 1e9))
+                    }
+                    _ => Duration::ZERO,
+                };
+                metrics::outbox(&service, subscriber, left, ids.len());
                 Ok(ids.len())
             }
             Err(status) => {
@@ -253,6 +267,7 @@ impl Relay {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
+                metrics::outbox(&service, subscriber, head_lag, 0);
                 Ok(0)
             }
         }

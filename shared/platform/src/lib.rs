@@ -11,6 +11,7 @@ pub mod deadline;
 pub mod error;
 pub mod events;
 pub mod idempotency;
+pub mod metrics;
 pub mod middleware;
 pub mod pagination;
 pub mod postgres;

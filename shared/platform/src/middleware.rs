@@ -4,7 +4,8 @@
 //! responsive), bearer-token authentication, and the service's access table
 //! (`authz`): a role the RPC's rule does not name, or an RPC without a rule, is
 //! `PERMISSION_DENIED` before any handler runs, and per-caller rate limits on the RPCs
-//! phones call (`ratelimit`). Health and reflection stay open.
+//! phones call (`ratelimit`). Every outcome is counted and timed (`metrics`). Health
+//! and reflection stay open and unmeasured.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +21,7 @@ use tracing::Instrument as _;
 use crate::auth::{Role, TokenVerifier};
 use crate::authz::{self, Rule};
 use crate::error::ServiceError;
+use crate::metrics;
 use crate::ratelimit::RateLimiter;
 use crate::settings::ServerSettings;
 use crate::telemetry;
@@ -100,6 +102,7 @@ where
         let path = request.uri().path().to_string();
         let span = tracing::info_span!(
             "rpc",
+            otel.name = %path,
             otel.kind = "server",
             rpc.method = %path,
             rpc.grpc.status_code = tracing::field::Empty,
@@ -107,8 +110,10 @@ where
         );
         telemetry::continue_trace_from_headers(&span, request.headers());
 
+        let started = Instant::now();
         let reject = |error: ServiceError| -> Self::Future {
             let status = error.into_status(layer.domain);
+            metrics::rpc_finished(&path, status.code() as i32, started.elapsed());
             Box::pin(async move { Ok(status.into_http::<Body>()) })
         };
 
@@ -179,13 +184,13 @@ where
         let domain = layer.domain;
         Box::pin(
             async move {
-                let started = Instant::now();
                 let deadline = started + timeout;
                 let call = crate::deadline::scope(deadline, inner.call(request));
                 let Ok(result) = tokio::time::timeout(timeout, call).await else {
                     drop(permit);
                     tracing::Span::current().record("rpc.grpc.status_code", 4);
                     tracing::debug!(timeout_ms = timeout.as_millis() as u64, "deadline exceeded");
+                    metrics::rpc_finished(&path, tonic::Code::DeadlineExceeded as i32, started.elapsed());
                     let status = ServiceError::new(
                         tonic::Code::DeadlineExceeded,
                         "DEADLINE_EXCEEDED",
@@ -205,6 +210,7 @@ where
                         .and_then(|v| v.parse::<i32>().ok())
                         .unwrap_or(0);
                     tracing::Span::current().record("rpc.grpc.status_code", code);
+                    metrics::rpc_finished(&path, code, started.elapsed());
                     tracing::debug!(
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         code,

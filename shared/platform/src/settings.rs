@@ -290,6 +290,8 @@ pub struct TelemetrySettings {
     pub log_format: String,
     /// OTLP/gRPC collector, e.g. `http://127.0.0.1:4317`; empty disables export.
     pub otlp_endpoint: String,
+    /// How often metrics are exported to the collector.
+    pub metrics_interval_ms: u64,
 }
 
 impl Default for TelemetrySettings {
@@ -298,6 +300,7 @@ impl Default for TelemetrySettings {
             log_filter: "info,sqlx=warn,h2=warn,tower=warn".into(),
             log_format: "auto".into(),
             otlp_endpoint: String::new(),
+            metrics_interval_ms: 15_000,
         }
     }
 }

@@ -1,12 +1,14 @@
-//! Logs and traces, set up once per process: `tracing` (pretty in a terminal, JSON
-//! otherwise), OTLP trace export when an endpoint is configured, and the W3C trace
-//! context read from and written to gRPC metadata and event envelopes.
+//! Logs, traces and metrics, set up once per process: `tracing` (pretty in a
+//! terminal, JSON otherwise), OTLP export of spans and metrics ([`crate::metrics`])
+//! when an endpoint is configured, and the W3C trace context read from and written to
+//! gRPC metadata and event envelopes.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -16,18 +18,38 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::settings::TelemetrySettings;
 
-/// Flushes and stops trace export when the process shuts down.
+/// Flushes and stops trace and metric export when the process shuts down.
 #[derive(Default)]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl TelemetryGuard {
+    /// Exports every finished span and the metrics now, rather than at the next batch.
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider
+            && let Err(error) = provider.force_flush()
+        {
+            eprintln!("trace flush: {error}");
+        }
+        if let Some(meters) = &self.meters
+            && let Err(error) = meters.force_flush()
+        {
+            eprintln!("metrics flush: {error}");
+        }
+    }
+
     pub fn shutdown(&mut self) {
         if let Some(provider) = self.provider.take()
             && let Err(error) = provider.shutdown()
         {
             eprintln!("telemetry shutdown: {error}");
+        }
+        if let Some(meters) = self.meters.take()
+            && let Err(error) = meters.shutdown()
+        {
+            eprintln!("metrics shutdown: {error}");
         }
     }
 }
@@ -74,8 +96,21 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> TelemetryGuard 
         }
     };
     let otel_layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("distnet"));
+    // Metrics only where they go somewhere: without a collector the instruments stay
+    // the global no-ops and cost nothing.
+    let meters = match otlp_meters(service_name, settings) {
+        Ok(meters) => meters,
+        Err(error) => {
+            eprintln!("OTLP metrics disabled: {error}");
+            None
+        }
+    };
+    if let Some(meters) = &meters {
+        opentelemetry::global::set_meter_provider(meters.clone());
+    }
     let guard = TelemetryGuard {
         provider: Some(provider),
+        meters,
     };
 
     let _ = tracing_subscriber::registry()
@@ -112,6 +147,28 @@ fn otlp_provider(service_name: &str, endpoint: &str) -> anyhow::Result<SdkTracer
         .with_batch_exporter(exporter)
         .with_resource(resource(service_name))
         .build())
+}
+
+fn otlp_meters(service_name: &str, settings: &TelemetrySettings) -> anyhow::Result<Option<SdkMeterProvider>> {
+    use opentelemetry_otlp::WithExportConfig as _;
+    if settings.otlp_endpoint.is_empty() {
+        return Ok(None);
+    }
+    let exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .with_endpoint(&settings.otlp_endpoint)
+        .build()?;
+    let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(exporter)
+        .with_interval(std::time::Duration::from_millis(
+            settings.metrics_interval_ms.max(100),
+        ))
+        .build();
+    Ok(Some(
+        SdkMeterProvider::builder()
+            .with_reader(reader)
+            .with_resource(resource(service_name))
+            .build(),
+    ))
 }
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);

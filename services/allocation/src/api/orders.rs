@@ -316,6 +316,8 @@ impl AllocationApi {
             return Err(refusal(refused));
         }
         tx.commit().await?;
+        let cartons = by_sku.iter().map(|l| u64::try_from(l.cartons).unwrap_or(0)).sum();
+        distnet_platform::metrics::order_confirmed(&order.area_id, cartons);
         Ok(reply)
     }
 

@@ -181,6 +181,21 @@ pub async fn set_status(
     .await?)
 }
 
+/// Each product's confirmed cartons and allocatable supply (quantity − holdback) in
+/// the given cycles, for the quota-utilization gauge.
+pub async fn supply_use(
+    pool: &sqlx::PgPool,
+    cycles: &[String],
+) -> Result<Vec<(String, String, i64, i64)>, ServiceError> {
+    Ok(sqlx::query_as(
+        "SELECT sku, cycle_id, confirmed, quantity - holdback FROM supplies \
+         WHERE cycle_id = ANY($1) AND quantity > holdback",
+    )
+    .bind(cycles)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// The no-oversell guard: confirms `cartons` of the product's supply in the cycle only
 /// while confirmed stays within quantity − holdback. `None` = not enough left.
 pub async fn take_supply(

@@ -395,6 +395,18 @@ pub async fn due_for_escalation(
         .await?)
 }
 
+/// Open cases past their response or resolution deadline at `now`, escalated or not.
+pub async fn overdue_count(pool: &sqlx::PgPool, now: DateTime<Utc>) -> Result<i64, ServiceError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM cases c WHERE c.resolve_time IS NULL AND c.status = $1 \
+         AND (c.resolve_by < $2 OR (c.first_response_time IS NULL AND c.respond_by < $2))",
+    )
+    .bind(small(CaseStatus::Open as i32))
+    .bind(now)
+    .fetch_one(pool)
+    .await?)
+}
+
 pub async fn mark_escalated(tx: &mut PgConnection, id: &str, at: DateTime<Utc>) -> Result<(), ServiceError> {
     sqlx::query("UPDATE cases SET escalate_time = $2 WHERE id = $1 AND escalate_time IS NULL")
         .bind(id)

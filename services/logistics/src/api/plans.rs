@@ -144,6 +144,9 @@ async fn solve_slot(
                 .map_err(|e| ServiceError::failed_precondition("UNPLANNABLE", e.to_string()))?,
         )
     };
+    if solved.is_some() {
+        distnet_platform::metrics::plan_solved(&input.depot.depot_id, started.elapsed());
+    }
     let solve_millis = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
 
     let midnight = local_midnight(input.depot, input.date);
