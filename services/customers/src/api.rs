@@ -14,8 +14,11 @@ pub use interactions::{INTERACTION_LOGGERS, INTERACTION_READERS};
 pub use surveys::SURVEY_RECORDERS;
 pub use visits::VISIT_READERS;
 
+use std::sync::Arc;
+
 use distnet_platform::ServiceError;
 use distnet_platform::auth::{self, Caller};
+use distnet_platform::cache::Cache;
 use distnet_platform::clock::SharedClock;
 use distnet_platform::events::Outbox;
 use distnet_platform::idempotency::{self, Claim};
@@ -54,16 +57,38 @@ pub struct CustomersApi {
     outbox: Outbox,
     clock: SharedClock,
     settings: CustomersSettings,
+    /// Profiles by id (`customers.cache_entries`), evicted on every committed change.
+    cache: Arc<Cache<Customer>>,
 }
 
 impl CustomersApi {
-    pub fn new(pool: PgPool, outbox: Outbox, clock: SharedClock, settings: CustomersSettings) -> Self {
+    pub fn new(
+        pool: PgPool,
+        outbox: Outbox,
+        clock: SharedClock,
+        settings: CustomersSettings,
+        cache: Arc<Cache<Customer>>,
+    ) -> Self {
         Self {
             pool,
             outbox,
             clock,
             settings,
+            cache,
         }
+    }
+
+    /// The profile with `id`: from the cache, or read and then cached.
+    async fn profile(&self, id: &str) -> Result<Option<Customer>, ServiceError> {
+        if let Some(customer) = self.cache.get(id) {
+            return Ok(Some(customer));
+        }
+        let ticket = self.cache.ticket();
+        let found = store::get(&self.pool, id).await?;
+        if let Some(customer) = &found {
+            self.cache.put(ticket, id, customer.clone());
+        }
+        Ok(found)
     }
 }
 
@@ -186,7 +211,7 @@ impl CustomersApi {
     async fn get(&self, caller: Caller, request: GetCustomerRequest) -> Result<Customer, ServiceError> {
         caller.require(access::READERS)?;
         let id = parse_name(&request.name, "customers", "name")?;
-        let customer = readable(&caller, &request.name, store::get(&self.pool, id).await?)?;
+        let customer = readable(&caller, &request.name, self.profile(id).await?)?;
         Ok(present(&caller, customer))
     }
 
@@ -206,7 +231,23 @@ impl CustomersApi {
         for (i, name) in request.names.iter().enumerate() {
             ids.push(parse_name(name, "customers", &format!("names[{i}]"))?.to_string());
         }
-        let found = store::get_many(&self.pool, &ids).await?;
+        let mut found = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.cache.get(&id) {
+                Some(customer) => found.push(customer),
+                None => missing.push(id),
+            }
+        }
+        if !missing.is_empty() {
+            let ticket = self.cache.ticket();
+            for customer in store::get_many(&self.pool, &missing).await? {
+                if let Some(id) = customer.name.strip_prefix("customers/") {
+                    self.cache.put(ticket, id, customer.clone());
+                }
+                found.push(customer);
+            }
+        }
         let by_name: std::collections::HashMap<&str, &Customer> =
             found.iter().map(|c| (c.name.as_str(), c)).collect();
         let mut customers = Vec::with_capacity(request.names.len());
@@ -320,6 +361,7 @@ impl CustomersApi {
         let response = present(&caller, updated);
         key.complete(&mut tx, &response).await?;
         tx.commit().await?;
+        self.cache.evict(&id);
         Ok(response)
     }
 
@@ -373,6 +415,7 @@ impl CustomersApi {
         let response = present(&caller, updated);
         key.complete(&mut tx, &response).await?;
         tx.commit().await?;
+        self.cache.evict(&id);
         Ok(response)
     }
 

@@ -9,6 +9,7 @@ mod store;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use distnet_platform::cache::{self, Cache};
 use distnet_platform::clock::{self, SharedClock};
 use distnet_platform::events::{EventInbox, Outbox, Relay};
 use distnet_platform::server::{self, ServeSpec, ServerHandle, Shutdown};
@@ -31,6 +32,9 @@ pub const CONSUMES: &[&str] = &[
     "OrderConfirmed",
     "OrderCancelled",
 ];
+
+/// Where the `customers` table's trigger notifies each changed id.
+const CHANGES_CHANNEL: &str = "customers_changed";
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -111,7 +115,10 @@ pub async fn serve_with_clock(
         },
     );
 
-    let api = api::CustomersApi::new(pool.clone(), outbox, clock, settings.customers.clone());
+    // Profiles by id, read through a cache that every committed change evicts.
+    let cache = Cache::new(settings.customers.cache_entries);
+    cache::listen(pool.clone(), CHANGES_CHANNEL, cache.clone(), shutdown.subscribe());
+    let api = api::CustomersApi::new(pool.clone(), outbox, clock, settings.customers.clone(), cache);
     let inbox = EventInbox::new(pool, events::Consumer, api::DOMAIN);
     let limit = settings.server.max_message_bytes;
     let routes = Routes::new(

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod authz;
+pub mod cache;
 pub mod clock;
 pub mod cycle;
 pub mod db;

@@ -62,6 +62,9 @@ pub struct CustomersSettings {
     pub insights_refresh_ms: u64,
     /// A visit checked in farther than this from the store is flagged.
     pub visit_radius_m: f64,
+    /// Profiles kept in the read-through cache (`GetCustomer`, `BatchGetCustomers`);
+    /// 0 turns it off.
+    pub cache_entries: usize,
     /// The satisfaction questionnaire; empty means the built-in one.
     pub survey_questions: Vec<SurveyQuestion>,
 }
@@ -92,6 +95,7 @@ impl Default for CustomersSettings {
             case_sweep_ms: 60_000,
             insights_refresh_ms: 60_000,
             visit_radius_m: 200.0,
+            cache_entries: 20_000,
             survey_questions: Vec::new(),
         }
     }

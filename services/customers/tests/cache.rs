@@ -1,0 +1,228 @@
+//! The profile cache behind `GetCustomer` / `BatchGetCustomers`, through two real
+//! replicas on one database: a cached profile is served without the database, a
+//! change made on one replica is read back at once there and soon on the other
+//! (`NOTIFY`), a change made straight in the database is seen too, and a listener
+//! that lost its connection never serves what it may have missed.
+
+mod support;
+
+use std::time::Duration;
+
+use distnet_proto::customers::v1::{
+    BatchGetCustomersRequest, Customer, GetCustomerRequest, ReassignOwnerRequest, UpdateCustomerRequest,
+};
+use sqlx::Connection as _;
+use support::{Client, TestService, create_request, retailer};
+use tonic::Code;
+
+async fn name_of(client: &mut Client, id: &str) -> String {
+    client
+        .get_customer(GetCustomerRequest {
+            name: format!("customers/{id}"),
+        })
+        .await
+        .expect("read")
+        .into_inner()
+        .display_name
+}
+
+/// Polls `read` for up to 10 s until it gives `expected`.
+async fn until_reads(client: &mut Client, id: &str, expected: &str) {
+    for _ in 0..200 {
+        if name_of(client, id).await == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{id} never read as {expected}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_serve_cached_profiles_and_every_change_reaches_both() {
+    let db = TestService::database().await;
+    let mut settings = distnet_testkit::settings(&db.url);
+    settings.server.request_timeout_ms = 1_000;
+    let url = db.url.clone();
+    let mut a = TestService::start_with(&settings).await;
+    a.db = Some(db);
+    let b = TestService::start_with(&settings).await;
+    let (mut on_a, mut on_b) = (a.admin(), b.admin());
+    let created = on_a
+        .create_customer(create_request(
+            "cache-1",
+            "r-1",
+            retailer("甲", "area-01", "cm-1"),
+        ))
+        .await
+        .expect("created")
+        .into_inner();
+    on_a.create_customer(create_request(
+        "cache-2",
+        "r-2",
+        retailer("乙", "area-01", "cm-1"),
+    ))
+    .await
+    .expect("created");
+    // Both replicas have read r-1 (the listener may still be connecting: read until
+    // a read has come from a live cache, shown below by the locked table).
+    assert_eq!(name_of(&mut on_a, "r-1").await, "甲");
+    assert_eq!(name_of(&mut on_b, "r-1").await, "甲");
+
+    // With the table locked by someone else, r-1 still reads from each replica's
+    // cache; r-2, never read, waits for the database until its deadline.
+    let mut blocker = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let mut warm = false;
+    for _ in 0..100 {
+        name_of(&mut on_a, "r-1").await;
+        name_of(&mut on_b, "r-1").await;
+        sqlx::query("BEGIN").execute(&mut blocker).await.expect("begin");
+        sqlx::query("LOCK TABLE customers.customers IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut blocker)
+            .await
+            .expect("lock");
+        let cached = |client: &Client| {
+            let mut client = client.clone();
+            async move {
+                client
+                    .get_customer(GetCustomerRequest {
+                        name: "customers/r-1".into(),
+                    })
+                    .await
+            }
+        };
+        let (from_a, from_b) = (cached(&on_a).await, cached(&on_b).await);
+        if from_a.is_ok() && from_b.is_ok() {
+            let uncached = on_a
+                .get_customer(GetCustomerRequest {
+                    name: "customers/r-2".into(),
+                })
+                .await
+                .expect_err("r-2 needs the locked table");
+            assert_eq!(uncached.code(), Code::DeadlineExceeded);
+            let batch = on_b
+                .batch_get_customers(BatchGetCustomersRequest {
+                    names: vec!["customers/r-1".into()],
+                })
+                .await
+                .expect("a batch of cached profiles needs no database");
+            assert_eq!(batch.into_inner().customers[0].display_name, "甲");
+            warm = true;
+        }
+        sqlx::query("ROLLBACK")
+            .execute(&mut blocker)
+            .await
+            .expect("unlock");
+        if warm {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(warm, "both replicas came to serve r-1 from their caches");
+
+    // A change on A: A reads it back at once, B as soon as the notification lands.
+    let updated = on_a
+        .update_customer(UpdateCustomerRequest {
+            request_id: "cache-u1".into(),
+            customer: Some(Customer {
+                name: created.name.clone(),
+                etag: created.etag.clone(),
+                display_name: "甲二".into(),
+                ..Customer::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["display_name".into()],
+            }),
+        })
+        .await
+        .expect("updated")
+        .into_inner();
+    assert_eq!(name_of(&mut on_a, "r-1").await, "甲二", "read your own write");
+    until_reads(&mut on_b, "r-1", "甲二").await;
+
+    // A change on B reaches A.
+    let moved = on_b
+        .reassign_owner(ReassignOwnerRequest {
+            request_id: "cache-move".into(),
+            name: created.name.clone(),
+            new_owner_id: "cm-2".into(),
+            reason: "territory rebalanced".into(),
+            etag: updated.etag.clone(),
+        })
+        .await
+        .expect("reassigned")
+        .into_inner();
+    assert_eq!(moved.owner_id, "cm-2");
+    for _ in 0..200 {
+        let owner = on_a
+            .get_customer(GetCustomerRequest {
+                name: "customers/r-1".into(),
+            })
+            .await
+            .expect("read")
+            .into_inner()
+            .owner_id;
+        if owner == "cm-2" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        on_a.get_customer(GetCustomerRequest {
+            name: "customers/r-1".into()
+        })
+        .await
+        .expect("read")
+        .into_inner()
+        .owner_id,
+        "cm-2"
+    );
+
+    // A change straight in the database (an operator's fix) reaches both.
+    sqlx::query(
+        "UPDATE customers.customers SET display_name = '甲三', version = version + 1 WHERE id = 'r-1'",
+    )
+    .execute(&mut blocker)
+    .await
+    .expect("direct update");
+    until_reads(&mut on_a, "r-1", "甲三").await;
+    until_reads(&mut on_b, "r-1", "甲三").await;
+
+    // The listeners lose their connections, and a change lands meanwhile: neither
+    // replica serves what it may have missed.
+    let listeners: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut blocker)
+    .await
+    .expect("listeners");
+    assert!(listeners.len() >= 2, "each replica listens: {listeners:?}");
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid")
+        .bind(&listeners)
+        .execute(&mut blocker)
+        .await
+        .expect("terminate listeners");
+    // Gone, and (reconnecting takes at least 100 ms) not yet back: the
+    // notification of the next change reaches nobody.
+    for _ in 0..100 {
+        let alive: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+            .bind(&listeners)
+            .fetch_one(&mut blocker)
+            .await
+            .expect("activity");
+        if alive == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    sqlx::query(
+        "UPDATE customers.customers SET display_name = '甲四', version = version + 1 WHERE id = 'r-1'",
+    )
+    .execute(&mut blocker)
+    .await
+    .expect("direct update");
+    until_reads(&mut on_a, "r-1", "甲四").await;
+    until_reads(&mut on_b, "r-1", "甲四").await;
+
+    b.stop().await;
+    a.stop().await;
+}

@@ -1,0 +1,231 @@
+//! A read-through cache of rows by id, kept honest by Postgres `LISTEN/NOTIFY`: a
+//! trigger on the table notifies the row's id on every committed change, every
+//! replica's listener evicts it, and the replica that made the change evicts it
+//! itself right after its commit (so a caller reads its own writes at once).
+//!
+//! A read that raced a change never fills the cache: [`Cache::ticket`] is taken
+//! before the database read, and [`Cache::put`] stores only if no eviction happened
+//! since. While the listener is disconnected notifications may be lost, so the cache
+//! is bypassed until it has reconnected and started empty again.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+
+const SHARDS: usize = 16;
+
+/// Up to `capacity` values by id, in 16 independently locked shards.
+pub struct Cache<V> {
+    shards: Box<[Mutex<HashMap<String, V>>]>,
+    hasher: RandomState,
+    per_shard: usize,
+    /// Evictions so far: a read that started before one may not fill the cache.
+    epoch: AtomicU64,
+    /// Listening: notifications are arriving, so cached values can be trusted.
+    live: AtomicBool,
+}
+
+/// The cache's state before a database read (see [`Cache::put`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Ticket(u64);
+
+impl<V: Clone> Cache<V> {
+    /// An empty cache of up to `capacity` values (0 = never caches); not live until
+    /// [`listen`] connects.
+    pub fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+            per_shard: capacity.div_ceil(SHARDS),
+            epoch: AtomicU64::new(0),
+            live: AtomicBool::new(false),
+        })
+    }
+
+    fn shard(&self, key: &str) -> &Mutex<HashMap<String, V>> {
+        let index = (self.hasher.hash_one(key) as usize) % SHARDS;
+        &self.shards[index]
+    }
+
+    /// The cached value, if the cache is live and holds one.
+    pub fn get(&self, key: &str) -> Option<V> {
+        if self.per_shard == 0 || !self.live.load(Ordering::Acquire) {
+            return None;
+        }
+        self.shard(key).lock().ok()?.get(key).cloned()
+    }
+
+    /// Take before reading the database; hand to [`Cache::put`] with what was read.
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.epoch.load(Ordering::SeqCst))
+    }
+
+    /// Stores `value` read under `ticket`, unless anything was evicted since (the
+    /// value may predate that change) or the cache is not live.
+    pub fn put(&self, ticket: Ticket, key: &str, value: V) {
+        if self.per_shard == 0 || !self.live.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(mut shard) = self.shard(key).lock() else {
+            return;
+        };
+        // Checked under the shard lock: an eviction bumps the epoch before it takes
+        // the lock, so it either stops this insert or removes what it inserted.
+        if self.epoch.load(Ordering::SeqCst) != ticket.0 {
+            return;
+        }
+        if shard.len() >= self.per_shard
+            && !shard.contains_key(key)
+            && let Some(victim) = shard.keys().next().cloned()
+        {
+            shard.remove(&victim);
+        }
+        shard.insert(key.to_string(), value);
+    }
+
+    /// Forgets `key` (a change was committed).
+    pub fn evict(&self, key: &str) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut shard) = self.shard(key).lock() {
+            shard.remove(key);
+        }
+    }
+
+    /// Forgets everything.
+    pub fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        for shard in &*self.shards {
+            if let Ok(mut shard) = shard.lock() {
+                shard.clear();
+            }
+        }
+    }
+
+    /// How many values are cached.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().map_or(0, |s| s.len())).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn set_live(&self, live: bool) {
+        if !live {
+            self.live.store(false, Ordering::Release);
+        }
+        self.clear();
+        if live {
+            self.live.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Keeps `cache` in step with the notifications on `channel` (payload: the changed
+/// row's id) until `shutdown`; reconnects after a lost connection, with the cache
+/// bypassed meanwhile. A cache of capacity 0 needs no listener.
+pub fn listen<V: Clone + Send + 'static>(
+    pool: PgPool,
+    channel: &'static str,
+    cache: Arc<Cache<V>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    if cache.per_shard == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let connected = async {
+                let mut listener = PgListener::connect_with(&pool).await?;
+                listener.listen(channel).await?;
+                Ok::<_, sqlx::Error>(listener)
+            }
+            .await;
+            match connected {
+                Ok(mut listener) => {
+                    cache.set_live(true);
+                    backoff = Duration::from_millis(100);
+                    loop {
+                        tokio::select! {
+                            received = listener.try_recv() => match received {
+                                Ok(Some(notification)) => cache.evict(notification.payload()),
+                                // Lost: what changed meanwhile is unknown.
+                                Ok(None) | Err(_) => break,
+                            },
+                            _ = shutdown.changed() => {
+                                cache.set_live(false);
+                                return;
+                            }
+                        }
+                    }
+                    tracing::warn!(channel, "cache listener lost its connection; bypassing the cache");
+                    cache.set_live(false);
+                }
+                Err(error) => {
+                    cache.set_live(false);
+                    tracing::warn!(channel, %error, "cache listener cannot connect; bypassing the cache");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(capacity: usize) -> Arc<Cache<u32>> {
+        let cache = Cache::new(capacity);
+        cache.set_live(true);
+        cache
+    }
+
+    #[test]
+    fn a_read_that_raced_a_change_does_not_fill_the_cache() {
+        let cache = live(100);
+        let ticket = cache.ticket();
+        cache.evict("c-1");
+        cache.put(ticket, "c-1", 1);
+        assert_eq!(cache.get("c-1"), None);
+        let ticket = cache.ticket();
+        cache.put(ticket, "c-1", 2);
+        assert_eq!(cache.get("c-1"), Some(2));
+        cache.evict("c-1");
+        assert_eq!(cache.get("c-1"), None);
+    }
+
+    #[test]
+    fn nothing_is_served_or_kept_while_not_listening() {
+        let cache = live(100);
+        cache.put(cache.ticket(), "c-1", 1);
+        cache.set_live(false);
+        assert_eq!(cache.get("c-1"), None);
+        cache.put(cache.ticket(), "c-2", 2);
+        cache.set_live(true);
+        assert!(cache.is_empty(), "starts empty after reconnecting");
+    }
+
+    #[test]
+    fn capacity_is_kept_and_zero_disables() {
+        let cache = live(32);
+        for i in 0..1000 {
+            cache.put(cache.ticket(), &format!("c-{i}"), i);
+        }
+        assert!(cache.len() <= 32, "{}", cache.len());
+        let off = live(0);
+        off.put(off.ticket(), "c-1", 1);
+        assert_eq!(off.get("c-1"), None);
+    }
+}
