@@ -2,6 +2,8 @@
 
 mod audit;
 mod bench;
+mod bench_footprint;
+mod bench_load;
 mod bench_routing;
 mod certs;
 mod demo;
@@ -125,6 +127,13 @@ enum BenchTarget {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Load a running suite through its gRPC API (closed loop: N users calling back to
+    /// back) and report throughput, latency percentiles and errors; `--pgbench` compares
+    /// with the same SQL run by pgbench against the suite's database.
+    Load(bench_load::LoadArgs),
+    /// Each service as its own process (the `*-svc` binaries beside distnet) against
+    /// DATABASE_URL: start-up time, resident memory idle and under `bench load`.
+    Footprint(bench_footprint::FootprintArgs),
     /// Solve VRPLIB instances with the route planner and report the gap to the
     /// best-known solution in the `.sol` beside each.
     Routing {
@@ -217,6 +226,22 @@ async fn main() -> anyhow::Result<()> {
                 },
             )
             .await
+        }
+        Command::Bench {
+            target: BenchTarget::Load(args),
+        } => {
+            let mut settings = settings;
+            settings.telemetry.log_filter = "warn".into();
+            let _guard = telemetry::init("distnet", &settings.telemetry);
+            bench_load::run(settings, args).await
+        }
+        Command::Bench {
+            target: BenchTarget::Footprint(args),
+        } => {
+            let mut settings = settings;
+            settings.telemetry.log_filter = "warn".into();
+            let _guard = telemetry::init("distnet", &settings.telemetry);
+            bench_footprint::run(settings, args).await
         }
         Command::Bench {
             target:
