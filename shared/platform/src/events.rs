@@ -49,8 +49,8 @@ impl Outbox {
         self.publish_all(tx, [(aggregate, event)]).await
     }
 
-    /// Adds many events of one type in one round trip each for the outbox and the
-    /// subscriber queues, in the order given.
+    /// Adds many events of one type, in the order given, with a pending delivery per
+    /// subscriber: one round trip.
     pub async fn publish_all<'a, E: prost::Name + 'a>(
         &self,
         tx: &mut PgConnection,
@@ -77,30 +77,24 @@ impl Outbox {
         if event_ids.is_empty() {
             return Ok(());
         }
-        let ids: Vec<(i64,)> = sqlx::query_as(
-            "INSERT INTO outbox (event_id, event_type, aggregate, envelope)
-             SELECT e, $4, a, v FROM unnest($1::uuid[], $2::text[], $3::bytea[]) WITH ORDINALITY AS t(e, a, v, n)
-             ORDER BY n
-             RETURNING id",
+        let subscribers: &[String] = self.subscriptions.get(E::NAME).map_or(&[], Vec::as_slice);
+        sqlx::query(
+            "WITH added AS (
+                 INSERT INTO outbox (event_id, event_type, aggregate, envelope)
+                 SELECT e, $4, a, v FROM unnest($1::uuid[], $2::text[], $3::bytea[]) WITH ORDINALITY AS t(e, a, v, n)
+                 ORDER BY n
+                 RETURNING id
+             )
+             INSERT INTO outbox_pending (subscriber, outbox_id)
+             SELECT s, added.id FROM unnest($5::text[]) AS s CROSS JOIN added",
         )
         .bind(&event_ids)
         .bind(&aggregates)
         .bind(&envelopes)
         .bind(E::NAME)
-        .fetch_all(&mut *tx)
+        .bind(subscribers)
+        .execute(&mut *tx)
         .await?;
-        let subscribers = self.subscriptions.get(E::NAME).cloned().unwrap_or_default();
-        if !subscribers.is_empty() {
-            let ids: Vec<i64> = ids.into_iter().map(|(id,)| id).collect();
-            sqlx::query(
-                "INSERT INTO outbox_pending (subscriber, outbox_id)
-                 SELECT s, id FROM unnest($1::text[]) AS s CROSS JOIN unnest($2::bigint[]) AS id",
-            )
-            .bind(&subscribers)
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
-        }
         Ok(())
     }
 }

@@ -120,31 +120,29 @@ pub async fn claim<R: Message + Default>(
     let request_hash = fingerprint(method, request);
     // Claiming first makes a concurrent duplicate wait here on our uncommitted row
     // until we commit (then it replays) or roll back (then it runs).
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (caller, request_id, method, request_hash)
-         VALUES ($1, $2, $3, $4)
-         ON CONFLICT (caller, request_id) DO NOTHING",
+    // The claim and, when it is new, its audit record: one round trip.
+    let inserted: i64 = sqlx::query_scalar(
+        "WITH claimed AS (
+             INSERT INTO idempotency_keys (caller, request_id, method, request_hash)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (caller, request_id) DO NOTHING
+             RETURNING 1
+         ), audited AS (
+             INSERT INTO audit_log (actor, role, method, request_id, trace_id, request_hash)
+             SELECT $5, $6, $3, $2, $7, $4 FROM claimed
+         )
+         SELECT count(*) FROM claimed",
     )
     .bind(caller)
     .bind(request_id)
     .bind(method)
     .bind(&request_hash)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    .bind(&who.sub)
+    .bind(who.role.as_str())
+    .bind(&who.trace_id)
+    .fetch_one(&mut *tx)
+    .await?;
     if inserted == 1 {
-        sqlx::query(
-            "INSERT INTO audit_log (actor, role, method, request_id, trace_id, request_hash)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&who.sub)
-        .bind(who.role.as_str())
-        .bind(method)
-        .bind(request_id)
-        .bind(&who.trace_id)
-        .bind(&request_hash)
-        .execute(&mut *tx)
-        .await?;
         return Ok(Claim::Fresh(IdempotencyKey {
             caller: caller.to_string(),
             request_id: request_id.to_string(),

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use distnet_platform::ServiceError;
 use distnet_platform::pagination::Page;
 use distnet_proto::allocation::v1::{Order, OrderLine, OrderStatus};
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::PgConnection;
 
 use super::{cny, timestamp};
 
@@ -76,11 +76,25 @@ impl OrderRow {
     }
 }
 
+/// The order and its lines, in one round trip.
 pub async fn insert(tx: &mut PgConnection, order: &OrderRow, lines: &[LineRow]) -> Result<(), ServiceError> {
+    let line_nos: Vec<i32> = lines.iter().map(|l| l.line_no).collect();
+    let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+    let cartons: Vec<i64> = lines.iter().map(|l| l.cartons).collect();
+    let units: Vec<i64> = lines.iter().map(|l| l.unit_fen).collect();
+    let scarce: Vec<bool> = lines.iter().map(|l| l.scarce).collect();
     sqlx::query(
-        "INSERT INTO orders (order_id, customer_id, cycle_id, channel, status, value_fen, exposure_fen, settlement, \
-         area_id, placed_by, created_at, picking_cutoff_at, cancelled_at, cancel_reason, cash_collected_fen, \
-         updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        "WITH placed AS (
+             INSERT INTO orders (order_id, customer_id, cycle_id, channel, status, value_fen, exposure_fen, \
+             settlement, area_id, placed_by, created_at, picking_cutoff_at, cancelled_at, cancel_reason, \
+             cash_collected_fen, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             RETURNING order_id
+         )
+         INSERT INTO order_lines (order_id, line_no, sku, cartons, unit_fen, scarce)
+         SELECT placed.order_id, l.line_no, l.sku, l.cartons, l.unit_fen, l.scarce
+         FROM placed, unnest($17::int[], $18::text[], $19::bigint[], $20::bigint[], $21::bool[])
+              AS l(line_no, sku, cartons, unit_fen, scarce)",
     )
     .bind(&order.order_id)
     .bind(&order.customer_id)
@@ -98,19 +112,13 @@ pub async fn insert(tx: &mut PgConnection, order: &OrderRow, lines: &[LineRow]) 
     .bind(&order.cancel_reason)
     .bind(order.cash_collected_fen)
     .bind(order.updated_at)
+    .bind(&line_nos)
+    .bind(&skus)
+    .bind(&cartons)
+    .bind(&units)
+    .bind(&scarce)
     .execute(&mut *tx)
     .await?;
-    let mut builder: QueryBuilder<Postgres> =
-        QueryBuilder::new("INSERT INTO order_lines (order_id, line_no, sku, cartons, unit_fen, scarce) ");
-    builder.push_values(lines, |mut b, l| {
-        b.push_bind(&l.order_id)
-            .push_bind(l.line_no)
-            .push_bind(&l.sku)
-            .push_bind(l.cartons)
-            .push_bind(l.unit_fen)
-            .push_bind(l.scarce);
-    });
-    builder.build().execute(&mut *tx).await?;
     Ok(())
 }
 
