@@ -2,8 +2,9 @@
 //! depot, or the retailer's own customer id). The middleware validates the token
 //! and puts a [`Caller`] into the request; handlers decide what that caller may do.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -201,6 +202,36 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, ServiceError> {
 pub struct TokenVerifier {
     key: Arc<DecodingKey>,
     validation: Validation,
+    verified: Arc<Verified>,
+}
+
+/// Tokens that passed verification, with their callers and expiry: a phone or a
+/// service presents the same token on every call, and checking its signature and
+/// parsing its claims again was a tenth of a cached `GetCustomer`'s server time. A
+/// hit is still refused once the token expires; nothing but a valid signature ever
+/// gets in.
+struct Verified {
+    tokens: Mutex<HashMap<Box<str>, (Caller, i64)>>,
+}
+
+/// Tokens remembered at most; when full the memory starts over.
+const VERIFIED_TOKENS: usize = 10_000;
+
+impl Verified {
+    fn get(&self, token: &str, now: i64, leeway: i64) -> Option<Caller> {
+        let tokens = self.tokens.lock().ok()?;
+        let (caller, exp) = tokens.get(token)?;
+        (now <= exp.saturating_add(leeway)).then(|| caller.clone())
+    }
+
+    fn put(&self, token: &str, caller: &Caller, exp: i64) {
+        if let Ok(mut tokens) = self.tokens.lock() {
+            if tokens.len() >= VERIFIED_TOKENS {
+                tokens.clear();
+            }
+            tokens.insert(token.into(), (caller.clone(), exp));
+        }
+    }
 }
 
 impl fmt::Debug for TokenVerifier {
@@ -244,13 +275,24 @@ impl TokenVerifier {
         Ok(Self {
             key: Arc::new(key),
             validation,
+            verified: Arc::new(Verified {
+                tokens: Mutex::new(HashMap::new()),
+            }),
         })
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, ServiceError> {
+        let now = chrono::Utc::now().timestamp();
+        let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
+        if let Some(caller) = self.verified.get(token, now, leeway) {
+            return Ok(caller);
+        }
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| ServiceError::unauthenticated(format!("invalid token: {e}")))?;
-        Ok(data.claims.into())
+        let exp = data.claims.exp;
+        let caller = Caller::from(data.claims);
+        self.verified.put(token, &caller, exp);
+        Ok(caller)
     }
 
     /// Reads `authorization: Bearer <token>`.
@@ -380,5 +422,27 @@ mod tests {
         let body = b64.encode(serde_json::to_vec(&claims).expect("json"));
         assert!(verifier.verify(&format!("{header}.{body}.")).is_err());
         assert!(verifier.verify("not-a-token").is_err());
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_refusals_are_never_remembered() {
+        let verifier = TokenVerifier::from_settings(&settings("right")).expect("verifier");
+        // Valid for 10 more seconds, plus the 30 s leeway.
+        let mut claims = Claims::new("a", Role::Admin, Duration::from_secs(60));
+        claims.exp = chrono::Utc::now().timestamp() + 10;
+        let token = TokenIssuer::hs256("right").mint(&claims).expect("mint");
+        assert_eq!(verifier.verify(&token).expect("valid").sub, "a");
+        assert_eq!(verifier.verify(&token).expect("remembered").sub, "a");
+        let now = chrono::Utc::now().timestamp();
+        assert!(verifier.verified.get(&token, now, 30).is_some());
+        assert!(
+            verifier.verified.get(&token, now + 41, 30).is_none(),
+            "past exp + leeway a remembered token is checked again (and refused)"
+        );
+
+        let wrong = TokenIssuer::hs256("wrong").mint(&claims).expect("mint");
+        assert!(verifier.verify(&wrong).is_err());
+        assert!(verifier.verify(&wrong).is_err(), "a refusal is not remembered");
+        assert!(verifier.verified.get(&wrong, now, 30).is_none());
     }
 }

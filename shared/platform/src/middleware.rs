@@ -100,13 +100,25 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         let path = request.uri().path().to_string();
+        let open = is_open(&path);
+        // The token first (verified tokens are remembered, so this is cheap), so the
+        // span is born with its caller instead of recording it later.
+        let verified = (!open).then(|| {
+            layer
+                .verifier
+                .verify_header(request.headers().get("authorization"))
+        });
+        let caller = match &verified {
+            Some(Ok(caller)) => format!("{}:{}", caller.role, caller.sub),
+            _ => String::new(),
+        };
         let span = tracing::info_span!(
             "rpc",
             otel.name = %path,
             otel.kind = "server",
             rpc.method = %path,
             rpc.grpc.status_code = tracing::field::Empty,
-            caller = tracing::field::Empty,
+            caller = %caller,
         );
         telemetry::continue_trace_from_headers(&span, request.headers());
 
@@ -117,9 +129,9 @@ where
             Box::pin(async move { Ok(status.into_http::<Body>()) })
         };
 
-        if is_open(&path) {
+        let Some(verified) = verified else {
             return Box::pin(async move { inner.call(request).await }.instrument(span));
-        }
+        };
         let Ok(permit) = layer.permits.clone().try_acquire_owned() else {
             tracing::warn!(parent: &span, "shedding load: concurrency limit reached");
             return reject(ServiceError::resource_exhausted(
@@ -127,16 +139,9 @@ where
                 "the server is at its concurrency limit; retry shortly",
             ));
         };
-        match layer
-            .verifier
-            .verify_header(request.headers().get("authorization"))
-        {
+        match verified {
             Ok(mut caller) => {
                 caller.trace_id = telemetry::trace_id(&span, request.headers());
-                span.record(
-                    "caller",
-                    tracing::field::display(format_args!("{}:{}", caller.role, caller.sub)),
-                );
                 match authz::rule_for(&layer.access, &path) {
                     Some(rule) if rule.roles.contains(&caller.role) => {}
                     Some(_) => {
