@@ -105,10 +105,12 @@ pub async fn serve_with_clock(
                 .unwrap_or(false);
             async move {
                 let assessed = api::refresh_insights(&pool, now, time_zone, recently).await?;
-                if assessed > 0
-                    && let Ok(mut last) = last_run.lock()
-                {
-                    *last = Some(Instant::now());
+                if assessed > 0 {
+                    // The whole network's histories were in memory: give it back.
+                    distnet_platform::memory::release_free_memory();
+                    if let Ok(mut last) = last_run.lock() {
+                        *last = Some(Instant::now());
+                    }
                 }
                 Ok(assessed)
             }

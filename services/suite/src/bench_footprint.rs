@@ -176,6 +176,7 @@ pub async fn run(mut settings: Settings, args: FootprintArgs) -> anyhow::Result<
             cycle: None,
             product: None,
             page_size: 50,
+            rate: None,
         },
     )
     .await;

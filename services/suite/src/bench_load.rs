@@ -173,6 +173,11 @@ pub struct LoadArgs {
     /// most supply left in the cycle.
     #[arg(long)]
     pub product: Option<String>,
+    /// Open loop: this many calls per second in all, spread over the users (each on a
+    /// fixed schedule; latency counts from the scheduled start). Default: closed
+    /// loop, every user calling back to back.
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// ListCustomers page size.
     #[arg(long, default_value_t = 50)]
     pub page_size: i32,
@@ -232,6 +237,9 @@ struct Plan {
     page_size: i32,
     /// Request-id prefix of this run, so that a rerun is not a replay.
     run: String,
+    /// With `--rate`: the time between one user's calls (they start on schedule,
+    /// and latency counts from the scheduled start); zero = back to back.
+    pace: Duration,
 }
 
 /// xorshift64*: a stream per user, no shared state.
@@ -247,6 +255,11 @@ impl Rng {
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn below(&mut self, n: usize) -> usize {
@@ -468,8 +481,18 @@ impl Worker {
         let mix = plan.scenario.mix();
         let total: u32 = mix.iter().map(|(_, w)| w).sum();
         let mut tally = Tally::default();
+        // Paced users start spread over one interval and keep their schedule: a late
+        // call is timed from when it should have started (no coordinated omission).
+        let mut next = Instant::now() + plan.pace.mul_f64(self.rng.unit());
         loop {
-            let begun = Instant::now();
+            let begun = if plan.pace.is_zero() {
+                Instant::now()
+            } else {
+                tokio::time::sleep_until(next.into()).await;
+                let scheduled = next;
+                next += plan.pace;
+                scheduled
+            };
             if begun >= until {
                 break;
             }
@@ -694,6 +717,10 @@ struct PgbenchRun {
 pub async fn run(settings: Settings, args: LoadArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
     anyhow::ensure!(
+        args.rate.is_none_or(|r| r.is_finite() && r > 0.0),
+        "--rate must be a positive number of calls per second"
+    );
+    anyhow::ensure!(
         args.duration.is_finite() && args.duration > 0.0,
         "--duration must be a positive number of seconds"
     );
@@ -804,6 +831,10 @@ pub async fn run(settings: Settings, args: LoadArgs) -> anyhow::Result<()> {
         cycle: cycle.clone(),
         product: product.clone(),
         page_size: args.page_size,
+        pace: match args.rate {
+            Some(rate) if rate > 0.0 => Duration::from_secs_f64(args.concurrency as f64 / rate),
+            _ => Duration::ZERO,
+        },
         run: format!("bench-load-{}", chrono::Utc::now().timestamp_millis()),
     });
     let workers = workers(
@@ -1260,6 +1291,7 @@ fn json_report(
         "concurrency": args.concurrency,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
+        "target_rate": args.rate,
         "elapsed_s": round3(s.elapsed_s),
         "calls": s.calls,
         "ok": s.ok,

@@ -8,8 +8,6 @@
 use std::time::Duration;
 
 use distnet_platform::auth::{Claims, Role};
-use distnet_platform::server::{ServerHandle, Shutdown};
-use distnet_proto::accreditation::v1::{CustomerClass, LicenseStatus, Standing};
 use distnet_proto::allocation::v1::allocation_service_client::AllocationServiceClient;
 use distnet_proto::allocation::v1::{
     CommitAllocationRequest, Cycle, GetSupplyRequest, Policy, PolicyKind, Product, SetPolicyRequest,
@@ -18,14 +16,14 @@ use distnet_proto::allocation::v1::{
 use distnet_proto::common::v1::{LatLng, Money};
 use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
 use distnet_proto::customers::v1::{CreateCustomerRequest, Customer, CustomerFormat, Settlement};
+use distnet_proto::events::v1::DeliverRequest;
 use distnet_proto::events::v1::event_sink_client::EventSinkClient;
-use distnet_proto::events::v1::{DeliverRequest, EventEnvelope, StandingChanged};
-use distnet_testkit::{Bearer, TestDb};
+use distnet_testkit::Bearer;
 use serde_json::Value;
 
 mod support;
 
-use support::{bearer, channel_for, rid};
+use support::{Suite, bearer, channel_for, rid, standing_changed};
 
 const RETAILERS: usize = 40;
 const AREAS: usize = 4;
@@ -38,53 +36,6 @@ fn cny(fen: i64) -> Option<Money> {
         currency_code: "CNY".into(),
         fen,
     })
-}
-
-/// The four services on ephemeral ports against one fresh database.
-struct Running {
-    db: TestDb,
-    shutdown: Shutdown,
-    handles: Vec<ServerHandle>,
-}
-
-impl Running {
-    async fn start() -> Self {
-        let db = TestDb::new().await.expect("database");
-        let settings = distnet_testkit::settings(&db.url);
-        let shutdown = Shutdown::new();
-        let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
-        let handles = vec![
-            distnet_customers::serve(&settings, bind().await.expect("bind"), shutdown.clone())
-                .await
-                .expect("customers"),
-            distnet_accreditation::serve(&settings, bind().await.expect("bind"), shutdown.clone())
-                .await
-                .expect("accreditation"),
-            distnet_allocation::serve(&settings, bind().await.expect("bind"), shutdown.clone())
-                .await
-                .expect("allocation"),
-            distnet_logistics::serve(&settings, bind().await.expect("bind"), shutdown.clone())
-                .await
-                .expect("logistics"),
-        ];
-        Self {
-            db,
-            shutdown,
-            handles,
-        }
-    }
-
-    fn url(&self, index: usize) -> String {
-        format!("http://{}", self.handles[index].local_addr)
-    }
-
-    async fn stop(self) {
-        self.shutdown.trigger();
-        for handle in self.handles {
-            handle.wait().await.expect("clean shutdown");
-        }
-        drop(self.db);
-    }
 }
 
 /// Retailers r-00001… in customers, and their standings (licensed, graded, generous
@@ -120,30 +71,12 @@ async fn seed_retailers(customers: &tonic::transport::Channel, allocation: &toni
     ))));
     let events = (1..=RETAILERS)
         .map(|i| {
-            let standing = Standing {
-                customer: format!("customers/r-{i:05}"),
-                license_status: LicenseStatus::Active as i32,
-                tier: i32::try_from(1 + i % 30).expect("tier"),
-                grading_version: 1,
-                customer_class: CustomerClass::General as i32,
-                credit_limit: cny(1_000_000_000),
-                version: 1,
-                area_id: format!("area-{:02}", 1 + i % AREAS),
-                ..Standing::default()
-            };
-            EventEnvelope {
-                event_id: format!("00000000-0000-4000-8000-{i:012}"),
-                event_type: "distnet.events.v1.StandingChanged".into(),
-                source: "accreditation".into(),
-                aggregate: standing.customer.clone(),
-                payload: Some(
-                    prost_types::Any::from_msg(&StandingChanged {
-                        standing: Some(standing),
-                    })
-                    .expect("any"),
-                ),
-                ..EventEnvelope::default()
-            }
+            standing_changed(
+                &format!("00000000-0000-4000-8000-{i:012}"),
+                &format!("customers/r-{i:05}"),
+                &format!("area-{:02}", 1 + i % AREAS),
+                i32::try_from(1 + i % 30).expect("tier"),
+            )
         })
         .collect();
     EventSinkClient::new(channel_for(allocation, service))
@@ -295,7 +228,7 @@ async fn pgbench_scripts_run(pgbench: &std::path::Path, db_url: &str) {
 }
 
 /// Runs `distnet bench load <scenario>` and returns the JSON it wrote.
-async fn bench(running: &Running, scenario: &str, extra: &[&str]) -> Value {
+async fn bench(running: &Suite, scenario: &str, extra: &[&str]) -> Value {
     let dir = std::env::temp_dir().join(format!("distnet-bench-load-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let json = dir.join(format!("{scenario}.json"));
@@ -357,7 +290,7 @@ fn assert_sane(report: &Value, scenario: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_load_measures_get_customer_and_place_order_against_the_real_services() {
-    let running = Running::start().await;
+    let running = Suite::start().await;
     let customers = distnet_testkit::channel(running.handles[0].local_addr)
         .await
         .expect("connect");

@@ -35,7 +35,8 @@ use distnet_testkit::TestDb;
 mod support;
 
 use support::{
-    DEPOT, bearer, channel_for, chengdu_depot_and_inner_zone, eventually, rid, tuesday_morning, wired,
+    DEPOT, bearer, channel_for, chengdu_depot_and_inner_zone, eventually, listeners, rid, tuesday_morning,
+    wired,
 };
 
 /// The trace the call-center app's order belongs to.
@@ -47,17 +48,7 @@ async fn an_order_placed_in_allocation_is_planned_delivered_with_proof_and_marke
     let mut settings = distnet_testkit::settings(&db.url);
     wired(&mut settings);
     settings.customers.insights_refresh_ms = 100;
-    let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
-    let (customers_l, accreditation_l, allocation_l, logistics_l) = (
-        bind().await.expect("bind"),
-        bind().await.expect("bind"),
-        bind().await.expect("bind"),
-        bind().await.expect("bind"),
-    );
-    settings.services.customers.url = format!("http://{}", customers_l.local_addr().expect("addr"));
-    settings.services.accreditation.url = format!("http://{}", accreditation_l.local_addr().expect("addr"));
-    settings.services.allocation.url = format!("http://{}", allocation_l.local_addr().expect("addr"));
-    settings.services.logistics.url = format!("http://{}", logistics_l.local_addr().expect("addr"));
+    let [customers_l, accreditation_l, allocation_l, logistics_l] = listeners(&mut settings).await;
     let shutdown = Shutdown::new();
     let clock = ManualClock::new(tuesday_morning());
     let handles: Vec<ServerHandle> = vec![

@@ -12,7 +12,6 @@ use distnet_platform::auth::Role;
 use distnet_platform::clock::ManualClock;
 use distnet_platform::server::{ServerHandle, Shutdown};
 use distnet_platform::settings::TelemetrySettings;
-use distnet_proto::accreditation::v1::{CustomerClass, LicenseStatus, Standing};
 use distnet_proto::allocation::v1::allocation_service_client::AllocationServiceClient;
 use distnet_proto::allocation::v1::{
     Channel as OrderChannel, PlaceOrderLine, PlaceOrderRequest, Product, UpsertProductRequest,
@@ -20,8 +19,8 @@ use distnet_proto::allocation::v1::{
 use distnet_proto::common::v1::{LatLng, Money};
 use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
 use distnet_proto::customers::v1::{CreateCustomerRequest, Customer, CustomerFormat, Settlement};
+use distnet_proto::events::v1::DeliverRequest;
 use distnet_proto::events::v1::event_sink_client::EventSinkClient;
-use distnet_proto::events::v1::{DeliverRequest, EventEnvelope, StandingChanged};
 use distnet_proto::logistics::v1::logistics_service_client::LogisticsServiceClient;
 use distnet_testkit::TestDb;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
@@ -42,7 +41,10 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 
 mod support;
 
-use support::{DEPOT, bearer, channel_for, chengdu_depot_and_inner_zone, eventually, rid, tuesday_morning};
+use support::{
+    DEPOT, bearer, channel_for, chengdu_depot_and_inner_zone, eventually, listeners, rid, standing_changed,
+    tuesday_morning,
+};
 
 /// The call-center app's trace: its id and the span the order was placed from.
 const TRACE_ID: &str = "5b8efff798038103d269b633813fc60c";
@@ -138,15 +140,7 @@ async fn one_order_is_one_connected_trace_across_allocation_logistics_and_custom
         "OrderConfirmed".to_string(),
         vec!["customers".to_string(), "logistics".to_string()],
     )]);
-    let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
-    let (customers_l, allocation_l, logistics_l) = (
-        bind().await.expect("bind"),
-        bind().await.expect("bind"),
-        bind().await.expect("bind"),
-    );
-    settings.services.customers.url = format!("http://{}", customers_l.local_addr().expect("addr"));
-    settings.services.allocation.url = format!("http://{}", allocation_l.local_addr().expect("addr"));
-    settings.services.logistics.url = format!("http://{}", logistics_l.local_addr().expect("addr"));
+    let [customers_l, _, allocation_l, logistics_l] = listeners(&mut settings).await;
     let shutdown = Shutdown::new();
     let clock = ManualClock::new(tuesday_morning());
     let handles: Vec<ServerHandle> = vec![
@@ -203,20 +197,6 @@ async fn one_order_is_one_connected_trace_across_allocation_logistics_and_custom
         })
         .await
         .expect("customer");
-    let standing = Standing {
-        customer: "customers/shop-otel".into(),
-        license_status: LicenseStatus::Active as i32,
-        tier: 12,
-        grading_version: 1,
-        customer_class: CustomerClass::General as i32,
-        credit_limit: Some(Money {
-            currency_code: "CNY".into(),
-            fen: 100_000_000,
-        }),
-        version: 1,
-        area_id: "area-01".into(),
-        ..Standing::default()
-    };
     EventSinkClient::new(channel_for(
         &allocation,
         distnet_testkit::Bearer(Some(distnet_testkit::token_for(
@@ -226,19 +206,12 @@ async fn one_order_is_one_connected_trace_across_allocation_logistics_and_custom
         ))),
     ))
     .deliver(DeliverRequest {
-        events: vec![EventEnvelope {
-            event_id: "0b1f5a64-52f4-4f1e-9a51-6c1f0e4c7a01".into(),
-            event_type: "distnet.events.v1.StandingChanged".into(),
-            source: "accreditation".into(),
-            aggregate: standing.customer.clone(),
-            payload: Some(
-                prost_types::Any::from_msg(&StandingChanged {
-                    standing: Some(standing),
-                })
-                .expect("any"),
-            ),
-            ..EventEnvelope::default()
-        }],
+        events: vec![standing_changed(
+            "0b1f5a64-52f4-4f1e-9a51-6c1f0e4c7a01",
+            "customers/shop-otel",
+            "area-01",
+            12,
+        )],
     })
     .await
     .expect("standing delivered");

@@ -12,6 +12,7 @@ pub mod deadline;
 pub mod error;
 pub mod events;
 pub mod idempotency;
+pub mod memory;
 pub mod metrics;
 pub mod middleware;
 pub mod pagination;

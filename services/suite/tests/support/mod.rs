@@ -23,7 +23,7 @@ use tonic::transport::Channel;
 use tonic_types::StatusExt as _;
 
 pub struct Suite {
-    _db: TestDb,
+    pub db: TestDb,
     shutdown: Shutdown,
     pub handles: Vec<ServerHandle>,
     /// One channel per server, in the order of [`tables`].
@@ -59,11 +59,16 @@ impl Suite {
             );
         }
         Self {
-            _db: db,
+            db,
             shutdown,
             handles,
             channels,
         }
+    }
+
+    /// The URL of server `index` (in the order of [`tables`]).
+    pub fn url(&self, index: usize) -> String {
+        format!("http://{}", self.handles[index].local_addr)
     }
 
     pub async fn stop(self) {
@@ -231,6 +236,21 @@ where
     panic!("{what}: not within 30 s");
 }
 
+/// Listeners on ephemeral ports for customers, accreditation, allocation and
+/// logistics, in that order, with `settings.services.*.url` pointing at them.
+pub async fn listeners(settings: &mut Settings) -> [tokio::net::TcpListener; 4] {
+    let mut bound = Vec::new();
+    for _ in 0..4 {
+        bound.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"));
+    }
+    let url = |l: &tokio::net::TcpListener| format!("http://{}", l.local_addr().expect("addr"));
+    settings.services.customers.url = url(&bound[0]);
+    settings.services.accreditation.url = url(&bound[1]);
+    settings.services.allocation.url = url(&bound[2]);
+    settings.services.logistics.url = url(&bound[3]);
+    bound.try_into().expect("four listeners")
+}
+
 /// Every subscription DESIGN.md lists, kept to the events each service consumes.
 pub fn wired(settings: &mut Settings) {
     let services: [(&str, &[&str]); 4] = [
@@ -310,4 +330,43 @@ pub async fn line_starting_with(
     tokio::time::timeout(Duration::from_secs(600), wait)
         .await
         .unwrap_or_else(|_| panic!("no `{prefix}` line from distnet up"))
+}
+
+/// A retailer's `StandingChanged` as accreditation's relay delivers it: licensed,
+/// graded into `tier`, class GENERAL, a generous credit limit.
+pub fn standing_changed(
+    event_id: &str,
+    customer: &str,
+    area_id: &str,
+    tier: i32,
+) -> distnet_proto::events::v1::EventEnvelope {
+    use distnet_proto::accreditation::v1::{CustomerClass, LicenseStatus, Standing};
+    use distnet_proto::events::v1::{EventEnvelope, StandingChanged};
+    let standing = Standing {
+        customer: customer.into(),
+        license_status: LicenseStatus::Active as i32,
+        tier,
+        grading_version: 1,
+        customer_class: CustomerClass::General as i32,
+        credit_limit: Some(distnet_proto::common::v1::Money {
+            currency_code: "CNY".into(),
+            fen: 1_000_000_000,
+        }),
+        version: 1,
+        area_id: area_id.into(),
+        ..Standing::default()
+    };
+    EventEnvelope {
+        event_id: event_id.into(),
+        event_type: "distnet.events.v1.StandingChanged".into(),
+        source: "accreditation".into(),
+        aggregate: customer.into(),
+        payload: Some(
+            prost_types::Any::from_msg(&StandingChanged {
+                standing: Some(standing),
+            })
+            .expect("any"),
+        ),
+        ..EventEnvelope::default()
+    }
 }
