@@ -2,7 +2,8 @@
 //! services export to it, and one order placed by the call-center app must come back
 //! as one connected trace — allocation's `PlaceOrder`, its `OrderConfirmed` relayed
 //! to logistics and customers, logistics asking customers for the retailer — with
-//! the RPC and business metrics beside it.
+//! the RPC and business metrics beside it (requests, latency, orders confirmed,
+//! outbox lag, overdue cases).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -365,6 +366,7 @@ async fn one_order_is_one_connected_trace_across_allocation_logistics_and_custom
             "rpc.server.requests",
             "distnet.orders.confirmed",
             "distnet.outbox.lag",
+            "distnet.cases.overdue",
         ]
         .iter()
         .all(|n| names.contains(n));
