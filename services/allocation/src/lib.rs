@@ -96,8 +96,7 @@ fn spawn_utilization_gauge(settings: &Settings, pool: sqlx::PgPool, clock: Share
     server::spawn_periodic("quota utilization sampled", every, shutdown, move || {
         let (pool, now) = (pool.clone(), clock.now());
         async move {
-            let local = now + chrono::Duration::seconds(i64::from(domain::cycle::SHANGHAI_OFFSET_SECONDS));
-            let this = domain::cycle::CycleId::of(local.date_naive());
+            let this = domain::cycle::cycle_at(now);
             let cycles: Vec<String> = [Some(this), this.next()]
                 .into_iter()
                 .flatten()

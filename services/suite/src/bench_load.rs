@@ -309,7 +309,7 @@ fn code_name(code: tonic::Code) -> &'static str {
 
 fn classify(status: &tonic::Status) -> Outcome {
     let code = status.code();
-    let reason = error_info_reason(status.details());
+    let reason = error_info_reason(status);
     if code == tonic::Code::FailedPrecondition {
         return Outcome::Refused(reason.unwrap_or_else(|| code_name(code).to_string()));
     }
@@ -331,74 +331,10 @@ fn classify(status: &tonic::Status) -> Outcome {
     }
 }
 
-/// The `ErrorInfo.reason` of a status's `google.rpc.Status` details, read off the wire
-/// (tonic-types is only a dev-dependency of this crate): details are field 3 of
-/// Status, each an `Any` (type_url 1, value 2); the reason is field 1 of ErrorInfo.
-fn error_info_reason(details: &[u8]) -> Option<String> {
-    for (field, value) in Fields(details) {
-        let (3, Some(any)) = (field, value) else {
-            continue;
-        };
-        let mut type_url: &[u8] = &[];
-        let mut body: &[u8] = &[];
-        for (field, value) in Fields(any) {
-            match (field, value) {
-                (1, Some(v)) => type_url = v,
-                (2, Some(v)) => body = v,
-                _ => {}
-            }
-        }
-        if type_url.ends_with(b"google.rpc.ErrorInfo") {
-            return Fields(body)
-                .find(|(field, value)| *field == 1 && value.is_some())
-                .and_then(|(_, value)| value)
-                .map(|reason| String::from_utf8_lossy(reason).into_owned());
-        }
-    }
-    None
-}
-
-/// Protobuf fields of a message: (number, bytes of a length-delimited value).
-struct Fields<'a>(&'a [u8]);
-
-impl<'a> Iterator for Fields<'a> {
-    type Item = (u64, Option<&'a [u8]>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let key = varint(&mut self.0)?;
-        let value = match key & 7 {
-            0 => {
-                varint(&mut self.0)?;
-                None
-            }
-            1 | 5 => {
-                let width = if key & 7 == 1 { 8 } else { 4 };
-                self.0 = self.0.get(width..)?;
-                None
-            }
-            2 => {
-                let len = usize::try_from(varint(&mut self.0)?).ok()?;
-                let value = self.0.get(..len)?;
-                self.0 = self.0.get(len..)?;
-                Some(value)
-            }
-            _ => return None,
-        };
-        Some((key >> 3, value))
-    }
-}
-
-fn varint(buf: &mut &[u8]) -> Option<u64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = buf.split_first()?;
-        *buf = rest;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(value);
-        }
-    }
-    None
+/// The `ErrorInfo.reason` in a status's `google.rpc.Status` details, if any.
+fn error_info_reason(status: &tonic::Status) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    status.get_details_error_info().map(|info| info.reason)
 }
 
 /// One user's figures; merged after the run.
@@ -1552,10 +1488,7 @@ mod tests {
                 [("k".to_string(), "v".to_string())],
             ),
         );
-        assert_eq!(
-            error_info_reason(status.details()).as_deref(),
-            Some("QUOTA_EXCEEDED")
-        );
+        assert_eq!(error_info_reason(&status).as_deref(), Some("QUOTA_EXCEEDED"));
         assert_eq!(classify(&status), Outcome::Refused("QUOTA_EXCEEDED".into()));
         let limited = tonic::Status::with_error_details(
             tonic::Code::ResourceExhausted,
@@ -1581,8 +1514,11 @@ mod tests {
                 transport: false
             }
         );
-        assert_eq!(error_info_reason(&[0xff, 0xff]), None);
-        assert_eq!(error_info_reason(&[]), None);
+        let garbled = |details: &'static [u8]| {
+            tonic::Status::with_details(tonic::Code::Unknown, "x", details.to_vec().into())
+        };
+        assert_eq!(error_info_reason(&garbled(&[0xff, 0xff])), None);
+        assert_eq!(error_info_reason(&garbled(&[])), None);
     }
 
     #[tokio::test]

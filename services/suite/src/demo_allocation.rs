@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use distnet_allocation::domain::cycle::{CycleId, SHANGHAI_OFFSET_SECONDS};
+use distnet_allocation::domain::cycle::CycleId;
 use distnet_proto::allocation::v1::allocation_service_client::AllocationServiceClient;
 use distnet_proto::allocation::v1::*;
 use distnet_proto::common::v1::Money;
@@ -70,8 +70,7 @@ fn cny(fen: i64) -> Option<Money> {
 
 /// The cycle of today's date in Asia/Shanghai.
 pub fn current_cycle() -> CycleId {
-    let now = chrono::Utc::now() + chrono::Duration::seconds(i64::from(SHANGHAI_OFFSET_SECONDS));
-    CycleId::of(now.date_naive())
+    distnet_allocation::domain::cycle::cycle_at(chrono::Utc::now())
 }
 
 /// Seeds the catalog, supply and policies, waits until the standings have reached

@@ -16,9 +16,11 @@
 //! | `distnet.plan.solve_time` | histogram | s | `depot` |
 //!
 //! Instruments come from the global meter provider that [`crate::telemetry::init`]
-//! installs; without it (unit tests, tools) they record nothing.
+//! installs when a collector is configured; without one every function here returns
+//! at once, before building its attributes (the RPC path pays nothing).
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -44,6 +46,18 @@ struct Instruments {
 }
 
 static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
+
+/// Whether a meter provider exports; set by [`crate::telemetry::init`].
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn set_exporting() {
+    EXPORTING.store(true, Ordering::Release);
+}
+
+/// The instruments, or `None` when metrics go nowhere.
+fn exporting() -> Option<&'static Instruments> {
+    EXPORTING.load(Ordering::Acquire).then(instruments)
+}
 
 fn instruments() -> &'static Instruments {
     INSTRUMENTS.get_or_init(|| {
@@ -108,13 +122,15 @@ fn split_path(path: &str) -> (&str, &str) {
 
 /// One RPC finished with `code` after `elapsed`.
 pub fn rpc_finished(path: &str, code: i32, elapsed: Duration) {
+    let Some(metrics) = exporting() else {
+        return;
+    };
     let (service, method) = split_path(path);
     let attributes = [
         KeyValue::new("rpc.service", service.to_string()),
         KeyValue::new("rpc.method", method.to_string()),
         KeyValue::new("rpc.grpc.status_code", i64::from(code)),
     ];
-    let metrics = instruments();
     metrics.rpc_requests.add(1, &attributes);
     metrics
         .rpc_duration
@@ -123,15 +139,20 @@ pub fn rpc_finished(path: &str, code: i32, elapsed: Duration) {
 
 /// A new order was confirmed in `area`.
 pub fn order_confirmed(area: &str, cartons: u64) {
+    let Some(metrics) = exporting() else {
+        return;
+    };
     let attributes = [KeyValue::new("area", area.to_string())];
-    let metrics = instruments();
     metrics.orders_confirmed.add(1, &attributes);
     metrics.order_cartons.add(cartons, &attributes);
 }
 
 /// How much of a product's allocatable supply in a cycle is on confirmed orders.
 pub fn quota_utilization(product: &str, cycle: &str, ratio: f64) {
-    instruments().quota_utilization.record(
+    let Some(metrics) = exporting() else {
+        return;
+    };
+    metrics.quota_utilization.record(
         ratio,
         &[
             KeyValue::new("product", product.to_string()),
@@ -143,11 +164,13 @@ pub fn quota_utilization(product: &str, cycle: &str, ratio: f64) {
 /// The age of the oldest event `service` has not yet delivered to `subscriber`
 /// (zero when none waits), and how many were just delivered.
 pub fn outbox(service: &str, subscriber: &str, lag: Duration, delivered: usize) {
+    let Some(metrics) = exporting() else {
+        return;
+    };
     let attributes = [
         KeyValue::new("service", service.to_string()),
         KeyValue::new("subscriber", subscriber.to_string()),
     ];
-    let metrics = instruments();
     metrics.outbox_lag.record(lag.as_secs_f64(), &attributes);
     if delivered > 0 {
         metrics
@@ -158,15 +181,19 @@ pub fn outbox(service: &str, subscriber: &str, lag: Duration, delivered: usize) 
 
 /// Open cases past a deadline, as the last sweep counted them.
 pub fn overdue_cases(count: u64) {
-    instruments().overdue_cases.record(count, &[]);
+    if let Some(metrics) = exporting() {
+        metrics.overdue_cases.record(count, &[]);
+    }
 }
 
 /// One route plan's search took `elapsed`.
 pub fn plan_solved(depot: &str, elapsed: Duration) {
-    instruments().solve_time.record(
-        elapsed.as_secs_f64(),
-        &[KeyValue::new("depot", depot.to_string())],
-    );
+    if let Some(metrics) = exporting() {
+        metrics.solve_time.record(
+            elapsed.as_secs_f64(),
+            &[KeyValue::new("depot", depot.to_string())],
+        );
+    }
 }
 
 #[cfg(test)]

@@ -107,6 +107,7 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> TelemetryGuard 
     };
     if let Some(meters) = &meters {
         opentelemetry::global::set_meter_provider(meters.clone());
+        crate::metrics::set_exporting();
     }
     let guard = TelemetryGuard {
         provider: Some(provider),

@@ -9,6 +9,11 @@ pub use distnet_platform::cycle::CycleId;
 /// Asia/Shanghai, which keeps UTC+8 all year.
 pub const SHANGHAI_OFFSET_SECONDS: i32 = 8 * 3600;
 
+/// The cycle `now` falls in, in Asia/Shanghai.
+pub fn cycle_at(now: DateTime<Utc>) -> CycleId {
+    CycleId::of((now + Duration::seconds(i64::from(SHANGHAI_OFFSET_SECONDS))).date_naive())
+}
+
 /// When orders against a cycle are taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderWindow {
@@ -54,6 +59,16 @@ pub fn default_release(cycle: CycleId, offset_seconds: i32) -> Option<DateTime<U
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cycle_of_a_moment_is_its_shanghai_week() {
+        // Sunday 2026-11-29 17:00 UTC is Monday 01:00 in Shanghai: the next week.
+        let late_sunday = DateTime::parse_from_rfc3339("2026-11-29T17:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .expect("time");
+        assert_eq!(cycle_at(late_sunday).to_string(), "2026-W49");
+        assert_eq!(cycle_at(late_sunday - Duration::hours(2)).to_string(), "2026-W48");
+    }
 
     #[test]
     fn the_default_window_runs_monday_morning_to_saturday_evening_in_shanghai() {
