@@ -15,7 +15,9 @@ use tonic_types::StatusExt as _;
 async fn a_caller_over_the_rate_waits_as_told_and_nobody_else_does() {
     let db = TestService::database().await;
     let mut settings = distnet_testkit::settings(&db.url);
-    settings.server.rate_limit.per_second = 20.0;
+    // One token a second: slow enough that a loaded CI machine spends the burst
+    // before it refills, and the bound below allows for whatever did refill.
+    settings.server.rate_limit.per_second = 1.0;
     settings.server.rate_limit.burst = 3;
     let mut service = TestService::start_with(&settings).await;
     service.db = Some(db);
@@ -25,17 +27,29 @@ async fn a_caller_over_the_rate_waits_as_told_and_nobody_else_does() {
         rep: String::new(),
         date: "2026-11-24".into(),
     };
-    for _ in 0..3 {
-        rep.get_visit_plan(plan()).await.expect("within the burst");
-    }
-    let limited = rep.get_visit_plan(plan()).await.expect_err("over the rate");
+    let started = std::time::Instant::now();
+    let mut passed = 0u32;
+    let limited = loop {
+        match rep.get_visit_plan(plan()).await {
+            Ok(_) => passed += 1,
+            Err(status) => break status,
+        }
+        assert!(passed <= 20, "never limited");
+    };
+    // The burst passes, plus at most what refilled while the calls ran.
+    let refilled = started.elapsed().as_secs_f64().ceil() as u32;
+    assert!(
+        (3..=3 + refilled).contains(&passed),
+        "{passed} calls passed in {:?}",
+        started.elapsed()
+    );
     assert_eq!(limited.code(), Code::ResourceExhausted);
     assert_eq!(reason(&limited), "RATE_LIMITED");
     let delay = limited
         .get_details_retry_info()
         .and_then(|info| info.retry_delay)
         .expect("a retry delay");
-    assert!(delay.as_millis() > 0 && delay.as_millis() <= 50, "{delay:?}");
+    assert!(delay.as_millis() > 0 && delay.as_millis() <= 1000, "{delay:?}");
 
     // Another rep, and another RPC of the same rep, are not held back.
     let mut other = service.as_role(Role::CustomerManager, "cm-002", &["area-02"]);
