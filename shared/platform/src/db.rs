@@ -5,11 +5,14 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection as _, PgPool};
 
 use crate::settings::DatabaseSettings;
+
+/// A pooled connection idle at least this long is pinged before it is handed out.
+const RECHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 static PLATFORM_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
@@ -32,7 +35,19 @@ pub fn pool(settings: &DatabaseSettings, schema: &str) -> anyhow::Result<PgPool>
         .min_connections(0)
         .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
         .idle_timeout(Some(Duration::from_secs(settings.idle_timeout_s)))
-        .test_before_acquire(true)
+        // sqlx pings every connection as it comes back to the pool; pinging again on
+        // every acquire costs each request a round trip. A connection that has sat
+        // idle for a while (the database may have restarted meanwhile) is still
+        // checked before use.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= RECHECK_IDLE_AFTER {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(options))
 }
 
