@@ -97,7 +97,15 @@ pub(crate) async fn retailer_in_scope(
     caller: &Caller,
     customer_id: &str,
 ) -> Result<store::Retailer, ServiceError> {
-    let retailer = store::retailer(conn, customer_id).await?;
+    in_scope(caller, customer_id, store::retailer(conn, customer_id).await?)
+}
+
+/// [`retailer_in_scope`] for a replica row already read.
+pub(crate) fn in_scope(
+    caller: &Caller,
+    customer_id: &str,
+    retailer: Option<store::Retailer>,
+) -> Result<store::Retailer, ServiceError> {
     let visible = |r: &store::Retailer| {
         caller.sees_retailer(
             &r.customer_id,

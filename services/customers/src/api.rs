@@ -193,17 +193,13 @@ impl CustomersApi {
         };
         let created = store::insert(&mut tx, &id, &customer, &caller.sub).await?;
         store::insights::touch(&mut tx).await?;
-        self.outbox
-            .publish(
-                &mut tx,
-                &created.name,
-                &CustomerChanged {
-                    customer: Some(created.clone()),
-                },
-            )
-            .await?;
+        let name = created.name.clone();
+        let event = CustomerChanged {
+            customer: Some(created.clone()),
+        };
         let response = present(&caller, created);
-        key.complete(&mut tx, &response).await?;
+        key.complete_publishing(&mut tx, &response, &self.outbox, &name, &event)
+            .await?;
         tx.commit().await?;
         Ok(response)
     }
@@ -349,17 +345,13 @@ impl CustomersApi {
         }
         let updated = store::update(&mut tx, &id, &next).await?;
         store::insights::touch(&mut tx).await?;
-        self.outbox
-            .publish(
-                &mut tx,
-                &updated.name,
-                &CustomerChanged {
-                    customer: Some(updated.clone()),
-                },
-            )
-            .await?;
+        let name = updated.name.clone();
+        let event = CustomerChanged {
+            customer: Some(updated.clone()),
+        };
         let response = present(&caller, updated);
-        key.complete(&mut tx, &response).await?;
+        key.complete_publishing(&mut tx, &response, &self.outbox, &name, &event)
+            .await?;
         tx.commit().await?;
         self.cache.evict(&id);
         Ok(response)
@@ -403,17 +395,13 @@ impl CustomersApi {
         }
         let updated =
             store::reassign_owner(&mut tx, &id, &request.new_owner_id, &caller.sub, &request.reason).await?;
-        self.outbox
-            .publish(
-                &mut tx,
-                &updated.name,
-                &CustomerChanged {
-                    customer: Some(updated.clone()),
-                },
-            )
-            .await?;
+        let name = updated.name.clone();
+        let event = CustomerChanged {
+            customer: Some(updated.clone()),
+        };
         let response = present(&caller, updated);
-        key.complete(&mut tx, &response).await?;
+        key.complete_publishing(&mut tx, &response, &self.outbox, &name, &event)
+            .await?;
         tx.commit().await?;
         self.cache.evict(&id);
         Ok(response)

@@ -56,6 +56,19 @@ impl Outbox {
         tx: &mut PgConnection,
         events: impl IntoIterator<Item = (&'a str, &'a E)>,
     ) -> Result<(), ServiceError> {
+        let Some(batch) = self.batch(events)? else {
+            return Ok(());
+        };
+        let sql = EventBatch::statement("SELECT 1");
+        batch.bind(sqlx::query(&sql)).execute(&mut *tx).await?;
+        Ok(())
+    }
+
+    /// The outbox rows of `events`, or `None` when there are none.
+    pub(crate) fn batch<'a, E: prost::Name + 'a>(
+        &self,
+        events: impl IntoIterator<Item = (&'a str, &'a E)>,
+    ) -> Result<Option<EventBatch>, ServiceError> {
         let occur_time = prost_types::Timestamp::from(std::time::SystemTime::now());
         let trace_context = telemetry::current_trace_context();
         let (mut event_ids, mut aggregates, mut envelopes) = (Vec::new(), Vec::new(), Vec::new());
@@ -75,27 +88,56 @@ impl Outbox {
             envelopes.push(envelope.encode_to_vec());
         }
         if event_ids.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        let subscribers: &[String] = self.subscriptions.get(E::NAME).map_or(&[], Vec::as_slice);
-        sqlx::query(
+        let subscribers = self.subscriptions.get(E::NAME).cloned().unwrap_or_default();
+        Ok(Some(EventBatch {
+            event_ids,
+            aggregates,
+            envelopes,
+            name: E::NAME,
+            subscribers,
+        }))
+    }
+}
+
+/// Outbox rows ready to insert, bound as `$1`–`$5` of [`EventBatch::statement`].
+pub(crate) struct EventBatch {
+    event_ids: Vec<uuid::Uuid>,
+    aggregates: Vec<String>,
+    envelopes: Vec<Vec<u8>>,
+    name: &'static str,
+    subscribers: Vec<String>,
+}
+
+impl EventBatch {
+    /// Inserts the events and a pending delivery per subscriber, then runs `tail`
+    /// (a statement whose own parameters start at `$6`) in the same round trip.
+    pub(crate) fn statement(tail: &str) -> String {
+        format!(
             "WITH added AS (
                  INSERT INTO outbox (event_id, event_type, aggregate, envelope)
                  SELECT e, $4, a, v FROM unnest($1::uuid[], $2::text[], $3::bytea[]) WITH ORDINALITY AS t(e, a, v, n)
                  ORDER BY n
                  RETURNING id
+             ), pending AS (
+                 INSERT INTO outbox_pending (subscriber, outbox_id)
+                 SELECT s, added.id FROM unnest($5::text[]) AS s CROSS JOIN added
              )
-             INSERT INTO outbox_pending (subscriber, outbox_id)
-             SELECT s, added.id FROM unnest($5::text[]) AS s CROSS JOIN added",
+             {tail}"
         )
-        .bind(&event_ids)
-        .bind(&aggregates)
-        .bind(&envelopes)
-        .bind(E::NAME)
-        .bind(subscribers)
-        .execute(&mut *tx)
-        .await?;
-        Ok(())
+    }
+
+    pub(crate) fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
+            .bind(self.event_ids)
+            .bind(self.aggregates)
+            .bind(self.envelopes)
+            .bind(self.name)
+            .bind(self.subscribers)
     }
 }
 

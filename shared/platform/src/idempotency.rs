@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
 use crate::error::{PreconditionViolation, ServiceError};
+use crate::events::{EventBatch, Outbox};
 
 /// The stored form of a remembered refusal.
 #[derive(Serialize, Deserialize)]
@@ -197,6 +198,31 @@ impl IdempotencyKey {
     /// Stores the response with the transaction's effects.
     pub async fn complete(self, tx: &mut PgConnection, response: &impl Message) -> Result<(), ServiceError> {
         sqlx::query("UPDATE idempotency_keys SET response = $3 WHERE caller = $1 AND request_id = $2")
+            .bind(&self.caller)
+            .bind(&self.request_id)
+            .bind(response.encode_to_vec())
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+
+    /// [`Outbox::publish`] then [`Self::complete`], in one round trip.
+    pub async fn complete_publishing<E: prost::Name>(
+        self,
+        tx: &mut PgConnection,
+        response: &impl Message,
+        outbox: &Outbox,
+        aggregate: &str,
+        event: &E,
+    ) -> Result<(), ServiceError> {
+        let Some(batch) = outbox.batch([(aggregate, event)])? else {
+            return self.complete(tx, response).await;
+        };
+        let sql = EventBatch::statement(
+            "UPDATE idempotency_keys SET response = $8 WHERE caller = $6 AND request_id = $7",
+        );
+        batch
+            .bind(sqlx::query(&sql))
             .bind(&self.caller)
             .bind(&self.request_id)
             .bind(response.encode_to_vec())

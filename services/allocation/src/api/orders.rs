@@ -11,13 +11,12 @@ use distnet_proto::allocation::v1::*;
 use distnet_proto::customers::v1::Settlement;
 use distnet_proto::events::v1::{OrderCancelled, OrderConfirmed};
 
-use super::catalog::cycle_window;
-use super::{AllocationApi, begin_idempotent, customer_id, cycle_id, retailer_in_scope, sku};
+use super::{AllocationApi, begin_idempotent, customer_id, cycle_id, in_scope, retailer_in_scope, sku};
 use crate::domain::access;
 use crate::domain::cycle::SHANGHAI_OFFSET_SECONDS;
 use crate::domain::order::{credit_allows, picking_cutoff};
 use crate::store::orders::{self as store, LineRow, OrderFilter, OrderRow};
-use crate::store::{catalog, runs};
+use crate::store::runs;
 
 /// Lines per order; cartons per line.
 const MAX_LINES: usize = 200;
@@ -136,10 +135,12 @@ impl AllocationApi {
                 Ok(key) => key,
                 Err(replay) => return Ok(replay),
             };
-        let retailer = retailer_in_scope(&mut tx, &caller, customer).await?;
+        let sku_list: Vec<String> = skus.iter().cloned().collect();
+        let context = store::order_context(&mut tx, customer, cycle, &sku_list).await?;
+        let retailer = in_scope(&caller, customer, context.retailer)?;
+        let (window, products) = (context.window, context.products);
         let now = self.clock.now();
         let cycle_text = cycle.to_string();
-        let window = cycle_window(&mut tx, cycle).await?;
 
         let mut refused: Vec<(String, String, String)> = Vec::new();
         let subject = format!("customers/{customer}");
@@ -171,8 +172,6 @@ impl AllocationApi {
             return Err(refusal(refused));
         }
 
-        let sku_list: Vec<String> = skus.iter().cloned().collect();
-        let products = catalog::products(&mut tx, &sku_list).await?;
         let order_id = uuid::Uuid::now_v7().to_string();
         let mut lines = Vec::with_capacity(message.lines.len());
         for (i, line) in message.lines.iter().enumerate() {
@@ -279,16 +278,11 @@ impl AllocationApi {
         };
         store::insert(&mut tx, &order, &lines).await?;
         let reply = order.to_wire(&lines);
-        self.outbox
-            .publish(
-                &mut tx,
-                &reply.name,
-                &OrderConfirmed {
-                    order: Some(reply.clone()),
-                },
-            )
+        let confirmed = OrderConfirmed {
+            order: Some(reply.clone()),
+        };
+        key.complete_publishing(&mut tx, &reply, &self.outbox, &reply.name, &confirmed)
             .await?;
-        key.complete(&mut tx, &reply).await?;
         // Supply and stock last: the rows every retailer's orders share.
         for line in &by_sku {
             let left = if line.scarce {
@@ -391,16 +385,11 @@ impl AllocationApi {
         let cancelled = store::set_status(&mut tx, id, store::CANCELLED, Some((reason, now)), now).await?;
         lines.sort_by_key(|l| l.line_no);
         let reply = cancelled.to_wire(&lines);
-        self.outbox
-            .publish(
-                &mut tx,
-                &reply.name,
-                &OrderCancelled {
-                    order: Some(reply.clone()),
-                },
-            )
+        let event = OrderCancelled {
+            order: Some(reply.clone()),
+        };
+        key.complete_publishing(&mut tx, &reply, &self.outbox, &reply.name, &event)
             .await?;
-        key.complete(&mut tx, &reply).await?;
         tx.commit().await?;
         Ok(reply)
     }

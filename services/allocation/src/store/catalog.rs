@@ -350,12 +350,3 @@ pub async fn policies(conn: &mut PgConnection, skus: &[String]) -> Result<Vec<Po
     .await?;
     Ok(rows.into_iter().map(policy_row).collect())
 }
-
-pub async fn products(conn: &mut PgConnection, skus: &[String]) -> Result<Vec<ProductRow>, ServiceError> {
-    Ok(
-        sqlx::query_as("SELECT * FROM products WHERE sku = ANY($1) ORDER BY sku")
-            .bind(skus)
-            .fetch_all(&mut *conn)
-            .await?,
-    )
-}

@@ -326,3 +326,113 @@ pub async fn record_delivery(
         (customer, cash_fen.min(still_owed).max(0))
     }))
 }
+
+/// What `PlaceOrder` reads before its guards: the retailer's replica row, the
+/// cycle's window and the catalog rows of the order's products.
+#[derive(Debug)]
+pub struct OrderContext {
+    pub retailer: Option<super::Retailer>,
+    pub window: super::catalog::CycleWindow,
+    pub products: Vec<super::catalog::ProductRow>,
+}
+
+/// One row of [`order_context`]: the retailer and cycle repeated beside each
+/// product found (or once, with no product).
+#[derive(sqlx::FromRow)]
+struct ContextRow {
+    customer_id: Option<String>,
+    area_id: Option<String>,
+    owner_id: Option<String>,
+    settlement: Option<i16>,
+    license_status: Option<i16>,
+    credit_limit_fen: Option<i64>,
+    blacklisted: Option<bool>,
+    opens_at: Option<DateTime<Utc>>,
+    closes_at: Option<DateTime<Utc>>,
+    release_at: Option<DateTime<Utc>>,
+    sku: Option<String>,
+    display_name: Option<String>,
+    price_class: Option<i16>,
+    wholesale_fen: Option<i64>,
+    cartons_per_case: Option<i32>,
+    scarce: Option<bool>,
+    stock_cartons: Option<i64>,
+    updated_at: Option<DateTime<Utc>>,
+}
+
+/// [`OrderContext`] in one round trip (three reads joined on a single row).
+pub async fn order_context(
+    conn: &mut PgConnection,
+    customer_id: &str,
+    cycle: crate::domain::cycle::CycleId,
+    skus: &[String],
+) -> Result<OrderContext, ServiceError> {
+    let rows: Vec<ContextRow> = sqlx::query_as(
+        "SELECT r.customer_id, r.area_id, r.owner_id, r.settlement, r.license_status, \
+                r.credit_limit_fen, r.blacklisted, c.opens_at, c.closes_at, c.release_at, \
+                p.sku, p.display_name, p.price_class, p.wholesale_fen, p.cartons_per_case, \
+                p.scarce, p.stock_cartons, p.updated_at \
+           FROM (VALUES (1)) AS one (x) \
+           LEFT JOIN retailers r ON r.customer_id = $1 \
+           LEFT JOIN cycles c ON c.cycle_id = $2 \
+           LEFT JOIN products p ON p.sku = ANY($3) \
+          ORDER BY p.sku",
+    )
+    .bind(customer_id)
+    .bind(cycle.to_string())
+    .bind(skus)
+    .fetch_all(&mut *conn)
+    .await?;
+    let Some(first) = rows.first() else {
+        return Err(ServiceError::internal("the order context query returned no row"));
+    };
+    let retailer = match first {
+        ContextRow {
+            customer_id: Some(customer_id),
+            area_id: Some(area_id),
+            owner_id: Some(owner_id),
+            settlement: Some(settlement),
+            license_status: Some(license_status),
+            credit_limit_fen: Some(credit_limit_fen),
+            blacklisted: Some(blacklisted),
+            ..
+        } => Some(super::Retailer {
+            customer_id: customer_id.clone(),
+            area_id: area_id.clone(),
+            owner_id: owner_id.clone(),
+            settlement: *settlement,
+            license_status: *license_status,
+            credit_limit_fen: *credit_limit_fen,
+            blacklisted: *blacklisted,
+        }),
+        _ => None,
+    };
+    let window = match (first.opens_at, first.closes_at, first.release_at) {
+        (Some(opens), Some(closes), Some(release)) => super::catalog::CycleWindow {
+            window: crate::domain::cycle::OrderWindow { opens, closes },
+            release,
+            customized: true,
+        },
+        _ => super::catalog::default_cycle(cycle)?,
+    };
+    let products = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(super::catalog::ProductRow {
+                sku: r.sku?,
+                display_name: r.display_name?,
+                price_class: r.price_class?,
+                wholesale_fen: r.wholesale_fen?,
+                cartons_per_case: r.cartons_per_case?,
+                scarce: r.scarce?,
+                stock_cartons: r.stock_cartons?,
+                updated_at: r.updated_at?,
+            })
+        })
+        .collect();
+    Ok(OrderContext {
+        retailer,
+        window,
+        products,
+    })
+}
