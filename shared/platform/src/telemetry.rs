@@ -95,7 +95,13 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> TelemetryGuard 
             local_provider(service_name)
         }
     };
-    let otel_layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("distnet"));
+    // Parents come from the tracing span tree and trace context is read with
+    // `OpenTelemetrySpanExt::context`, so spans need no OpenTelemetry context
+    // attached on every poll, nor busy/idle clocks read on every enter and exit.
+    let otel_layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("distnet"))
+        .with_context_activation(false)
+        .with_tracked_inactivity(false);
     // Metrics only where they go somewhere: without a collector the instruments stay
     // the global no-ops and cost nothing.
     let meters = match otlp_meters(service_name, settings) {
