@@ -25,6 +25,33 @@ pub struct Retailer {
     pub blacklisted: bool,
 }
 
+/// A replica row read through a LEFT JOIN: every column null when the retailer is
+/// not known here.
+#[derive(Debug, Default, sqlx::FromRow)]
+pub struct OptionalRetailer {
+    customer_id: Option<String>,
+    area_id: Option<String>,
+    owner_id: Option<String>,
+    settlement: Option<i16>,
+    license_status: Option<i16>,
+    credit_limit_fen: Option<i64>,
+    blacklisted: Option<bool>,
+}
+
+impl OptionalRetailer {
+    pub fn known(self) -> Option<Retailer> {
+        Some(Retailer {
+            customer_id: self.customer_id?,
+            area_id: self.area_id?,
+            owner_id: self.owner_id?,
+            settlement: self.settlement?,
+            license_status: self.license_status?,
+            credit_limit_fen: self.credit_limit_fen?,
+            blacklisted: self.blacklisted?,
+        })
+    }
+}
+
 pub async fn retailer(conn: &mut PgConnection, customer_id: &str) -> Result<Option<Retailer>, ServiceError> {
     Ok(sqlx::query_as(
         "SELECT customer_id, area_id, owner_id, settlement, license_status, credit_limit_fen, blacklisted \

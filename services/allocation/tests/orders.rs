@@ -9,6 +9,7 @@ use distnet_proto::customers::v1::Settlement;
 use distnet_proto::events::v1::{DeliveryCompleted, OrderCancelled, OrderConfirmed};
 use support::*;
 use tonic::Code;
+use tonic_types::StatusExt as _;
 
 /// Ten retailers in tiers 1..=3 and a scarce product with a 1/2/3 ramp.
 async fn open_cycle(service: &TestService) -> Vec<Allocation> {
@@ -355,6 +356,62 @@ async fn callers_order_only_for_retailers_in_their_scope() {
     let mut fields = bad_fields(&invalid);
     fields.sort();
     assert_eq!(fields, vec!["channel", "lines"]);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_retailer_not_known_yet_is_retried_and_entitlements_stay_in_scope() {
+    let service = TestService::start().await;
+    open_cycle(&service).await;
+    // Just created in customers, its CustomerChanged not relayed yet: retry shortly.
+    let mut newcomer = service.retailer("r-new");
+    for error in [
+        newcomer
+            .place_order(order("r-new", &[("zhonghua", 1)]))
+            .await
+            .expect_err("not known"),
+        newcomer
+            .get_entitlements(GetEntitlementsRequest {
+                customer: "customers/r-new".into(),
+                cycle: CYCLE.into(),
+            })
+            .await
+            .expect_err("not known"),
+    ] {
+        assert_eq!(error.code(), Code::FailedPrecondition);
+        assert_eq!(reason(&error), "CUSTOMER_NOT_KNOWN");
+        assert!(error.get_details_retry_info().is_some(), "a retry delay");
+    }
+    // Another retailer's entitlements are out of scope, known or not.
+    for customer in ["customers/r-01", "customers/r-new"] {
+        let denied = service
+            .retailer("r-00")
+            .get_entitlements(GetEntitlementsRequest {
+                customer: customer.into(),
+                cycle: CYCLE.into(),
+            })
+            .await
+            .expect_err("another retailer");
+        assert_eq!(denied.code(), Code::PermissionDenied, "{customer}");
+    }
+    // An agent of another area does not learn whether it is known.
+    let denied = service
+        .agent(&["area-01"])
+        .place_order(order("r-new", &[("zhonghua", 1)]))
+        .await
+        .expect_err("not in the agent's areas");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    // A known retailer of a cycle with no committed allocation: no entitlements.
+    let none = service
+        .agent(&["area-01"])
+        .get_entitlements(GetEntitlementsRequest {
+            customer: "customers/r-00".into(),
+            cycle: "cycles/2026-W01".into(),
+        })
+        .await
+        .expect("known retailer")
+        .into_inner();
+    assert!(none.entitlements.is_empty());
     service.stop().await;
 }
 

@@ -59,8 +59,8 @@ impl AllocationApi {
         let cycle = cycle_id(&message.cycle, "cycle")?;
         caller.require(access::ORDER_READERS)?;
         let mut conn = self.pool.acquire().await?;
-        retailer_in_scope(&mut conn, &caller, customer).await?;
-        let rows = runs::entitlements(&mut conn, customer, &cycle.to_string()).await?;
+        let (retailer, rows) = runs::retailer_entitlements(&mut conn, customer, &cycle.to_string()).await?;
+        in_scope(&caller, customer, retailer)?;
         Ok(Entitlements {
             customer: message.customer.clone(),
             cycle: format!("cycles/{cycle}"),

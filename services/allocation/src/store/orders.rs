@@ -340,13 +340,8 @@ pub struct OrderContext {
 /// product found (or once, with no product).
 #[derive(sqlx::FromRow)]
 struct ContextRow {
-    customer_id: Option<String>,
-    area_id: Option<String>,
-    owner_id: Option<String>,
-    settlement: Option<i16>,
-    license_status: Option<i16>,
-    credit_limit_fen: Option<i64>,
-    blacklisted: Option<bool>,
+    #[sqlx(flatten)]
+    retailer: super::OptionalRetailer,
     opens_at: Option<DateTime<Utc>>,
     closes_at: Option<DateTime<Utc>>,
     release_at: Option<DateTime<Utc>>,
@@ -367,7 +362,7 @@ pub async fn order_context(
     cycle: crate::domain::cycle::CycleId,
     skus: &[String],
 ) -> Result<OrderContext, ServiceError> {
-    let rows: Vec<ContextRow> = sqlx::query_as(
+    let mut rows: Vec<ContextRow> = sqlx::query_as(
         "SELECT r.customer_id, r.area_id, r.owner_id, r.settlement, r.license_status, \
                 r.credit_limit_fen, r.blacklisted, c.opens_at, c.closes_at, c.release_at, \
                 p.sku, p.display_name, p.price_class, p.wholesale_fen, p.cartons_per_case, \
@@ -383,30 +378,10 @@ pub async fn order_context(
     .bind(skus)
     .fetch_all(&mut *conn)
     .await?;
-    let Some(first) = rows.first() else {
+    let Some(first) = rows.first_mut() else {
         return Err(ServiceError::internal("the order context query returned no row"));
     };
-    let retailer = match first {
-        ContextRow {
-            customer_id: Some(customer_id),
-            area_id: Some(area_id),
-            owner_id: Some(owner_id),
-            settlement: Some(settlement),
-            license_status: Some(license_status),
-            credit_limit_fen: Some(credit_limit_fen),
-            blacklisted: Some(blacklisted),
-            ..
-        } => Some(super::Retailer {
-            customer_id: customer_id.clone(),
-            area_id: area_id.clone(),
-            owner_id: owner_id.clone(),
-            settlement: *settlement,
-            license_status: *license_status,
-            credit_limit_fen: *credit_limit_fen,
-            blacklisted: *blacklisted,
-        }),
-        _ => None,
-    };
+    let retailer = std::mem::take(&mut first.retailer).known();
     let window = match (first.opens_at, first.closes_at, first.release_at) {
         (Some(opens), Some(closes), Some(release)) => super::catalog::CycleWindow {
             window: crate::domain::cycle::OrderWindow { opens, closes },

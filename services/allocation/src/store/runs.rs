@@ -1,6 +1,9 @@
 //! Standings snapshots, allocation runs, their tiers, and entitlements read from them.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
+
 use distnet_platform::ServiceError;
 use distnet_platform::pagination::Page;
 use distnet_proto::allocation::v1::{Allocation, AllocationState, PolicyKind, TierAllocation};
@@ -454,7 +457,16 @@ pub async fn entitlements(
     customer_id: &str,
     cycle_id: &str,
 ) -> Result<Vec<EntitlementRow>, ServiceError> {
-    let sql = format!(
+    Ok(sqlx::query_as(&ENTITLEMENTS_SQL)
+        .bind(customer_id)
+        .bind(cycle_id)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+/// The retailer's entitlements (`$1`) in the cycle (`$2`), in sku order.
+static ENTITLEMENTS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "SELECT a.allocation_id, a.sku, coalesce(sr.tier, 0) AS tier, \
          coalesce(c.quota, {quota}) AS quota, coalesce(c.extra, 0) AS extra, coalesce(c.consumed, 0) AS consumed, \
          s.quantity - s.holdback - s.confirmed AS supply_remaining \
@@ -463,12 +475,67 @@ pub async fn entitlements(
          JOIN supplies s ON s.sku = a.sku AND s.cycle_id = a.cycle_id \
          WHERE a.cycle_id = $2 AND a.state = 2 ORDER BY a.sku",
         quota = entitled_quota()
-    );
-    Ok(sqlx::query_as(&sql)
+    )
+});
+
+/// One row of [`retailer_entitlements`]: the replica row beside each entitlement.
+#[derive(sqlx::FromRow)]
+struct RetailerEntitlementRow {
+    #[sqlx(flatten)]
+    retailer: super::OptionalRetailer,
+    allocation_id: Option<String>,
+    sku: Option<String>,
+    tier: Option<i32>,
+    quota: Option<i64>,
+    extra: Option<i64>,
+    consumed: Option<i64>,
+    supply_remaining: Option<i64>,
+}
+
+/// The retailer's replica row (`None`: not known here) and its [`entitlements`],
+/// in one round trip.
+pub async fn retailer_entitlements(
+    conn: &mut PgConnection,
+    customer_id: &str,
+    cycle_id: &str,
+) -> Result<(Option<super::Retailer>, Vec<EntitlementRow>), ServiceError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT r.customer_id, r.area_id, r.owner_id, r.settlement, r.license_status, \
+                    r.credit_limit_fen, r.blacklisted, e.* \
+               FROM (VALUES (1)) AS one (x) \
+               LEFT JOIN retailers r ON r.customer_id = $1 \
+               LEFT JOIN LATERAL ({}) e ON true \
+              ORDER BY e.sku",
+            *ENTITLEMENTS_SQL
+        )
+    });
+    let rows: Vec<RetailerEntitlementRow> = sqlx::query_as(&SQL)
         .bind(customer_id)
         .bind(cycle_id)
         .fetch_all(&mut *conn)
-        .await?)
+        .await?;
+    let mut rows = rows.into_iter();
+    let Some(mut first) = rows.next() else {
+        return Err(ServiceError::internal("the entitlements query returned no row"));
+    };
+    let entitlement = |r: RetailerEntitlementRow| {
+        Some(EntitlementRow {
+            allocation_id: r.allocation_id?,
+            sku: r.sku?,
+            tier: r.tier?,
+            quota: r.quota?,
+            extra: r.extra?,
+            consumed: r.consumed?,
+            supply_remaining: r.supply_remaining?,
+        })
+    };
+    let retailer = std::mem::take(&mut first.retailer).known();
+    let entitlements = std::iter::once(first)
+        .chain(rows)
+        .filter_map(entitlement)
+        .collect();
+    Ok((retailer, entitlements))
 }
 
 /// Consumes `cartons` of the retailer's quota of `sku` in the cycle: creates its
