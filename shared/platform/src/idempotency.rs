@@ -197,13 +197,7 @@ pub async fn begin<R: Message + Default>(
 impl IdempotencyKey {
     /// Stores the response with the transaction's effects.
     pub async fn complete(self, tx: &mut PgConnection, response: &impl Message) -> Result<(), ServiceError> {
-        sqlx::query("UPDATE idempotency_keys SET response = $3 WHERE caller = $1 AND request_id = $2")
-            .bind(&self.caller)
-            .bind(&self.request_id)
-            .bind(response.encode_to_vec())
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
+        self.store(tx, response, None).await
     }
 
     /// [`Outbox::publish`] then [`Self::complete`], in one round trip.
@@ -215,14 +209,27 @@ impl IdempotencyKey {
         aggregate: &str,
         event: &E,
     ) -> Result<(), ServiceError> {
-        let Some(batch) = outbox.batch([(aggregate, event)])? else {
-            return self.complete(tx, response).await;
+        let batch = outbox.batch([(aggregate, event)])?;
+        self.store(tx, response, batch).await
+    }
+
+    async fn store(
+        self,
+        tx: &mut PgConnection,
+        response: &impl Message,
+        events: Option<EventBatch>,
+    ) -> Result<(), ServiceError> {
+        let sql = match &events {
+            Some(_) => EventBatch::statement(
+                "UPDATE idempotency_keys SET response = $8 WHERE caller = $6 AND request_id = $7",
+            ),
+            None => "UPDATE idempotency_keys SET response = $3 WHERE caller = $1 AND request_id = $2".into(),
         };
-        let sql = EventBatch::statement(
-            "UPDATE idempotency_keys SET response = $8 WHERE caller = $6 AND request_id = $7",
-        );
-        batch
-            .bind(sqlx::query(&sql))
+        let mut query = sqlx::query(&sql);
+        if let Some(events) = events {
+            query = events.bind(query);
+        }
+        query
             .bind(&self.caller)
             .bind(&self.request_id)
             .bind(response.encode_to_vec())
