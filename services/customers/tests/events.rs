@@ -64,3 +64,59 @@ async fn profile_changes_are_delivered_to_subscribers_in_order() {
     service.stop().await;
     recorder.stop().await;
 }
+
+/// A subscriber that accepts connections and never answers (a hung process, a
+/// black-holed network) holds back only its own queue: the other subscriber gets the
+/// event while the hung one's delivery is still waiting for its answer.
+#[tokio::test]
+async fn a_subscriber_that_never_answers_does_not_hold_back_the_others() {
+    let db = TestDb::new().await.expect("database");
+    let mut settings = distnet_testkit::settings(&db.url);
+    let mut recorder = EventRecorder::start(&settings).await.expect("recorder");
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hung_addr = hung.local_addr().expect("addr");
+    let held = tokio::spawn(async move {
+        // Connections are accepted and kept open; not a byte is ever written.
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            held.push(socket);
+        }
+    });
+    // "accreditation" sorts first: a relay going subscriber by subscriber would wait
+    // out its call timeout before delivering to "logistics".
+    settings.events.subscriptions.insert(
+        "CustomerChanged".into(),
+        vec!["accreditation".into(), "logistics".into()],
+    );
+    settings.services.accreditation.url = format!("http://{hung_addr}");
+    settings.services.logistics.url = format!("http://{}", recorder.addr);
+    let service = TestService::start_with(&settings).await;
+    service
+        .admin()
+        .create_customer(create_request("c", "r-1", retailer("甲", "area-01", "cm-1")))
+        .await
+        .expect("created");
+
+    let event = recorder
+        .next(Duration::from_secs(30))
+        .await
+        .expect("delivered to logistics");
+    assert_eq!(event.aggregate, "customers/r-1");
+    let pool = sqlx::PgPool::connect(&db.url).await.expect("database");
+    let attempts: Vec<i32> = sqlx::query_scalar(
+        "SELECT attempts FROM customers.outbox_pending WHERE subscriber = 'accreditation'",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("pending deliveries");
+    assert_eq!(
+        attempts,
+        vec![0],
+        "accreditation's delivery is still waiting for its first answer"
+    );
+
+    held.abort();
+    pool.close().await;
+    service.stop().await;
+    recorder.stop().await;
+}

@@ -189,10 +189,16 @@ impl Relay {
                 return;
             }
             loop {
+                // Subscribers side by side: one that is slow to answer (up to the
+                // call timeout) holds back only its own queue.
+                let relay = &self;
+                let passes = relay.sinks.iter().map(|(subscriber, client)| async move {
+                    (subscriber, relay.relay_once(subscriber, client.clone()).await)
+                });
                 // A full batch means more is waiting: go again without sleeping.
                 let mut backlog = false;
-                for (subscriber, client) in &self.sinks {
-                    match self.relay_once(subscriber, client.clone()).await {
+                for (subscriber, pass) in futures::future::join_all(passes).await {
+                    match pass {
                         Ok(delivered) => backlog |= i64::try_from(delivered).unwrap_or(0) >= self.batch,
                         Err(error) => tracing::debug!(%subscriber, %error, "relay pass failed"),
                     }
