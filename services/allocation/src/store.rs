@@ -55,7 +55,7 @@ impl OptionalRetailer {
 pub async fn retailer(conn: &mut PgConnection, customer_id: &str) -> Result<Option<Retailer>, ServiceError> {
     Ok(sqlx::query_as(
         "SELECT customer_id, area_id, owner_id, settlement, license_status, credit_limit_fen, blacklisted \
-         FROM retailers WHERE customer_id = $1",
+         FROM retailers WHERE customer_id = $1 AND profile_known",
     )
     .bind(customer_id)
     .fetch_optional(&mut *conn)
@@ -79,11 +79,13 @@ pub async fn upsert_profile(
     settlement: i16,
 ) -> Result<(), ServiceError> {
     let changed = sqlx::query(
-        "INSERT INTO retailers (customer_id, area_id, owner_id, format, settlement) VALUES ($1, $2, $3, $4, $5) \
+        "INSERT INTO retailers (customer_id, area_id, owner_id, format, settlement, profile_known) \
+         VALUES ($1, $2, $3, $4, $5, true) \
          ON CONFLICT (customer_id) DO UPDATE SET area_id = $2, owner_id = $3, format = $4, settlement = $5, \
-         updated_at = now() \
-         WHERE (retailers.area_id, retailers.owner_id, retailers.format, retailers.settlement) \
-         IS DISTINCT FROM ($2, $3, $4, $5)",
+         profile_known = true, updated_at = now() \
+         WHERE (retailers.area_id, retailers.owner_id, retailers.format, retailers.settlement, \
+                retailers.profile_known) \
+         IS DISTINCT FROM ($2, $3, $4, $5, true)",
     )
     .bind(customer_id)
     .bind(area_id)

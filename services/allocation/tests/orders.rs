@@ -4,9 +4,10 @@
 mod support;
 
 use distnet_proto::accreditation::v1::LicenseStatus;
+use distnet_proto::accreditation::v1::Standing;
 use distnet_proto::allocation::v1::*;
 use distnet_proto::customers::v1::Settlement;
-use distnet_proto::events::v1::{DeliveryCompleted, OrderCancelled, OrderConfirmed};
+use distnet_proto::events::v1::{DeliveryCompleted, OrderCancelled, OrderConfirmed, StandingChanged};
 use support::*;
 use tonic::Code;
 use tonic_types::StatusExt as _;
@@ -412,6 +413,61 @@ async fn a_retailer_not_known_yet_is_retried_and_entitlements_stay_in_scope() {
         .expect("known retailer")
         .into_inner();
     assert!(none.entitlements.is_empty());
+    service.stop().await;
+}
+
+/// Accreditation's standing can arrive before customers' profile: until the profile
+/// is here the retailer is not known (retry), rather than judged on a profile's
+/// defaults (a cash retailer without credit) and refused for good.
+#[tokio::test]
+async fn a_retailer_known_only_by_its_standing_waits_for_its_profile() {
+    let service = TestService::start().await;
+    open_cycle(&service).await;
+    let standing = Standing {
+        customer: "customers/r-late".into(),
+        license_status: LicenseStatus::Active as i32,
+        tier: 2,
+        grading_version: 1,
+        version: 1,
+        area_id: "area-01".into(),
+        ..Standing::default()
+    };
+    service
+        .deliver(
+            "StandingChanged",
+            "customers/r-late",
+            prost_types::Any::from_msg(&StandingChanged {
+                standing: Some(standing),
+            })
+            .expect("any"),
+        )
+        .await;
+    let request = order("r-late", &[("plain", 1)]);
+    let mut retailer = service.retailer("r-late");
+    let early = retailer
+        .place_order(request.clone())
+        .await
+        .expect_err("no profile yet");
+    assert_eq!(early.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&early), "CUSTOMER_NOT_KNOWN");
+    assert!(early.get_details_retry_info().is_some(), "a retry delay");
+    let entitlements = retailer
+        .get_entitlements(GetEntitlementsRequest {
+            customer: "customers/r-late".into(),
+            cycle: CYCLE.into(),
+        })
+        .await
+        .expect_err("no profile yet");
+    assert_eq!(reason(&entitlements), "CUSTOMER_NOT_KNOWN");
+
+    // The profile arrives: the same request, retried, is taken.
+    service.know(&[Retailer::new("r-late", 2)]).await;
+    let placed = retailer
+        .place_order(request)
+        .await
+        .expect("taken once the profile is here")
+        .into_inner();
+    assert_eq!(placed.status, OrderStatus::Confirmed as i32);
     service.stop().await;
 }
 

@@ -20,8 +20,9 @@ use distnet_proto::accreditation::v1::{CustomerClass, LicenseStatus, Standing};
 use distnet_proto::allocation::v1::allocation_service_client::AllocationServiceClient;
 use distnet_proto::allocation::v1::*;
 use distnet_proto::common::v1::Money;
+use distnet_proto::customers::v1::{Customer, CustomerFormat, Settlement};
 use distnet_proto::events::v1::event_sink_client::EventSinkClient;
-use distnet_proto::events::v1::{DeliverRequest, EventEnvelope, StandingChanged};
+use distnet_proto::events::v1::{CustomerChanged, DeliverRequest, EventEnvelope, StandingChanged};
 use sqlx::Connection as _;
 
 use crate::demo::{bearer, connect};
@@ -315,39 +316,57 @@ async fn deliver_standings(
     let mut choices = Choices(0x2545_f491_4f6c_dd1d);
     let ids: Vec<usize> = (0..retailers).collect();
     for chunk in ids.chunks(1000) {
-        let events = chunk
-            .iter()
-            .map(|i| {
-                // More retailers in the low tiers than in the high ones.
-                let tier = choices.next(30).min(choices.next(30)).min(choices.next(30)) + 1;
-                let standing = Standing {
-                    customer: format!("customers/r-{i:06}"),
-                    license_status: LicenseStatus::Active as i32,
-                    tier: i32::try_from(tier).unwrap_or(1),
-                    grading_version: 1,
-                    customer_class: [CustomerClass::Special, CustomerClass::Key, CustomerClass::General]
-                        [choices.next(3) as usize] as i32,
-                    credit_limit: Some(Money {
-                        currency_code: "CNY".into(),
-                        fen: 1_000_000_000,
-                    }),
-                    version: 1,
-                    area_id: format!("area-{:02}", 1 + choices.next(AREAS as u64)),
-                    ..Standing::default()
-                };
-                let payload = prost_types_any(&StandingChanged {
-                    standing: Some(standing.clone()),
-                })?;
-                Ok(EventEnvelope {
-                    event_id: format!("00000000-0000-4000-8000-{i:012}"),
-                    event_type: "distnet.events.v1.StandingChanged".into(),
-                    source: "accreditation".into(),
-                    aggregate: standing.customer,
-                    payload: Some(payload),
-                    ..EventEnvelope::default()
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut events = Vec::with_capacity(chunk.len() * 2);
+        for i in chunk {
+            // More retailers in the low tiers than in the high ones.
+            let tier = choices.next(30).min(choices.next(30)).min(choices.next(30)) + 1;
+            let standing = Standing {
+                customer: format!("customers/r-{i:06}"),
+                license_status: LicenseStatus::Active as i32,
+                tier: i32::try_from(tier).unwrap_or(1),
+                grading_version: 1,
+                customer_class: [CustomerClass::Special, CustomerClass::Key, CustomerClass::General]
+                    [choices.next(3) as usize] as i32,
+                credit_limit: Some(Money {
+                    currency_code: "CNY".into(),
+                    fen: 1_000_000_000,
+                }),
+                version: 1,
+                area_id: format!("area-{:02}", 1 + choices.next(AREAS as u64)),
+                ..Standing::default()
+            };
+            // Its profile first, as customers would have published it: allocation
+            // takes no order for a retailer it knows only by its standing.
+            let customer = Customer {
+                name: standing.customer.clone(),
+                area_id: standing.area_id.clone(),
+                owner_id: format!("cm-{:03}", 1 + i % 50),
+                format: CustomerFormat::Grocery as i32,
+                settlement: Settlement::ESettlement as i32,
+                ..Customer::default()
+            };
+            events.push(EventEnvelope {
+                event_id: format!("00000000-0000-4000-9000-{i:012}"),
+                event_type: "distnet.events.v1.CustomerChanged".into(),
+                source: "customers".into(),
+                aggregate: standing.customer.clone(),
+                payload: Some(prost_types::Any::from_msg(&CustomerChanged {
+                    customer: Some(customer),
+                })?),
+                ..EventEnvelope::default()
+            });
+            let payload = prost_types_any(&StandingChanged {
+                standing: Some(standing.clone()),
+            })?;
+            events.push(EventEnvelope {
+                event_id: format!("00000000-0000-4000-8000-{i:012}"),
+                event_type: "distnet.events.v1.StandingChanged".into(),
+                source: "accreditation".into(),
+                aggregate: standing.customer,
+                payload: Some(payload),
+                ..EventEnvelope::default()
+            });
+        }
         sink.deliver(DeliverRequest { events }).await?;
     }
     Ok(())

@@ -16,8 +16,8 @@ use distnet_proto::allocation::v1::{
 use distnet_proto::common::v1::{LatLng, Money};
 use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
 use distnet_proto::customers::v1::{CreateCustomerRequest, Customer, CustomerFormat, Settlement};
-use distnet_proto::events::v1::DeliverRequest;
 use distnet_proto::events::v1::event_sink_client::EventSinkClient;
+use distnet_proto::events::v1::{CustomerChanged, DeliverRequest, EventEnvelope};
 use distnet_testkit::Bearer;
 use serde_json::Value;
 
@@ -38,13 +38,14 @@ fn cny(fen: i64) -> Option<Money> {
     })
 }
 
-/// Retailers r-00001… in customers, and their standings (licensed, graded, generous
-/// credit) in allocation's replica.
+/// Retailers r-00001… in customers, and their profiles and standings (licensed,
+/// graded, generous credit) in allocation's replica.
 async fn seed_retailers(customers: &tonic::transport::Channel, allocation: &tonic::transport::Channel) {
     let admin = bearer(Role::Admin, "bench-test-admin", &[], None);
     let mut client = CustomerServiceClient::new(channel_for(customers, admin));
+    let mut events = Vec::with_capacity(RETAILERS * 2);
     for i in 1..=RETAILERS {
-        client
+        let created = client
             .create_customer(CreateCustomerRequest {
                 request_id: rid(),
                 customer_id: format!("r-{i:05}"),
@@ -62,23 +63,35 @@ async fn seed_retailers(customers: &tonic::transport::Channel, allocation: &toni
                 }),
             })
             .await
-            .expect("customer");
+            .expect("customer")
+            .into_inner();
+        // What customers' relay would deliver (this suite is not wired), then the
+        // standing accreditation's would.
+        events.push(EventEnvelope {
+            event_id: format!("00000000-0000-4000-9000-{i:012}"),
+            event_type: "distnet.events.v1.CustomerChanged".into(),
+            source: "customers".into(),
+            aggregate: created.name.clone(),
+            payload: Some(
+                prost_types::Any::from_msg(&CustomerChanged {
+                    customer: Some(created.clone()),
+                })
+                .expect("any"),
+            ),
+            ..EventEnvelope::default()
+        });
+        events.push(standing_changed(
+            &format!("00000000-0000-4000-8000-{i:012}"),
+            &created.name,
+            &created.area_id,
+            i32::try_from(1 + i % 30).expect("tier"),
+        ));
     }
     let service = Bearer(Some(distnet_testkit::token(&Claims::new(
         "accreditation",
         Role::Service,
         Duration::from_secs(3600),
     ))));
-    let events = (1..=RETAILERS)
-        .map(|i| {
-            standing_changed(
-                &format!("00000000-0000-4000-8000-{i:012}"),
-                &format!("customers/r-{i:05}"),
-                &format!("area-{:02}", 1 + i % AREAS),
-                i32::try_from(1 + i % 30).expect("tier"),
-            )
-        })
-        .collect();
     EventSinkClient::new(channel_for(allocation, service))
         .deliver(DeliverRequest { events })
         .await

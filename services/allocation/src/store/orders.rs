@@ -368,7 +368,7 @@ pub async fn order_context(
                 p.sku, p.display_name, p.price_class, p.wholesale_fen, p.cartons_per_case, \
                 p.scarce, p.stock_cartons, p.updated_at \
            FROM (VALUES (1)) AS one (x) \
-           LEFT JOIN retailers r ON r.customer_id = $1 \
+           LEFT JOIN retailers r ON r.customer_id = $1 AND r.profile_known \
            LEFT JOIN cycles c ON c.cycle_id = $2 \
            LEFT JOIN products p ON p.sku = ANY($3) \
           ORDER BY p.sku",

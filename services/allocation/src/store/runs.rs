@@ -504,7 +504,7 @@ pub async fn retailer_entitlements(
             "SELECT r.customer_id, r.area_id, r.owner_id, r.settlement, r.license_status, \
                     r.credit_limit_fen, r.blacklisted, e.* \
                FROM (VALUES (1)) AS one (x) \
-               LEFT JOIN retailers r ON r.customer_id = $1 \
+               LEFT JOIN retailers r ON r.customer_id = $1 AND r.profile_known \
                LEFT JOIN LATERAL ({}) e ON true \
               ORDER BY e.sku",
             *ENTITLEMENTS_SQL
