@@ -3,7 +3,8 @@
 //! as one connected trace — allocation's `PlaceOrder`, its `OrderConfirmed` relayed
 //! to logistics and customers, logistics asking customers for the retailer — with
 //! the RPC and business metrics beside it (requests, latency, orders confirmed,
-//! outbox lag, overdue cases).
+//! outbox lag, overdue cases) and the planner's solve time once the dispatcher plans
+//! the order's half-day.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -15,14 +16,16 @@ use distnet_platform::server::{ServerHandle, Shutdown};
 use distnet_platform::settings::TelemetrySettings;
 use distnet_proto::allocation::v1::allocation_service_client::AllocationServiceClient;
 use distnet_proto::allocation::v1::{
-    Channel as OrderChannel, PlaceOrderLine, PlaceOrderRequest, Product, UpsertProductRequest,
+    Channel as OrderChannel, GetEntitlementsRequest, PlaceOrderLine, PlaceOrderRequest, Product,
+    UpsertProductRequest,
 };
-use distnet_proto::common::v1::{LatLng, Money};
+use distnet_proto::common::v1::{LatLng, Money, TimeOfDay};
 use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
 use distnet_proto::customers::v1::{CreateCustomerRequest, Customer, CustomerFormat, Settlement};
 use distnet_proto::events::v1::DeliverRequest;
 use distnet_proto::events::v1::event_sink_client::EventSinkClient;
 use distnet_proto::logistics::v1::logistics_service_client::LogisticsServiceClient;
+use distnet_proto::logistics::v1::{ListShipmentsRequest, PlanRoutesRequest, UpsertVehicleRequest, Vehicle};
 use distnet_testkit::TestDb;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
@@ -130,17 +133,20 @@ async fn one_order_is_one_connected_trace_across_allocation_logistics_and_custom
         },
     );
 
-    // Customers, allocation and logistics. Logistics is not told of customer changes,
-    // so it must ask customers for the retailer when the order arrives.
+    // Customers, allocation and logistics. Only allocation is told of customer changes:
+    // logistics must ask customers for the retailer when the order arrives.
     let db = TestDb::new().await.expect("database");
     let mut settings = distnet_testkit::settings(&db.url);
     settings.telemetry.otlp_endpoint = format!("http://{collector}");
     settings.telemetry.metrics_interval_ms = 500;
     settings.customers.case_sweep_ms = 500;
-    settings.events.subscriptions = BTreeMap::from([(
-        "OrderConfirmed".to_string(),
-        vec!["customers".to_string(), "logistics".to_string()],
-    )]);
+    settings.events.subscriptions = BTreeMap::from([
+        (
+            "OrderConfirmed".to_string(),
+            vec!["customers".to_string(), "logistics".to_string()],
+        ),
+        ("CustomerChanged".to_string(), vec!["allocation".to_string()]),
+    ]);
     let [customers_l, _, allocation_l, logistics_l] = listeners(&mut settings).await;
     let shutdown = Shutdown::new();
     let clock = ManualClock::new(tuesday_morning());
@@ -222,6 +228,25 @@ async fn one_order_is_one_connected_trace_across_allocation_logistics_and_custom
         bearer(Role::Dispatcher, "disp-1", &[], Some("chengdu")),
     ));
     chengdu_depot_and_inner_zone(&mut dispatcher).await;
+    dispatcher
+        .upsert_vehicle(UpsertVehicleRequest {
+            request_id: rid(),
+            vehicle: Some(Vehicle {
+                name: "vehicles/van-01".into(),
+                display_name: "川A-00001".into(),
+                depot: "depots/chengdu".into(),
+                capacity_cases: 45,
+                crew_size: 2,
+                shift_start: Some(TimeOfDay { hours: 8, minutes: 0 }),
+                shift_end: Some(TimeOfDay {
+                    hours: 15,
+                    minutes: 0,
+                }),
+                ..Vehicle::default()
+            }),
+        })
+        .await
+        .expect("vehicle");
     AllocationServiceClient::new(channel_for(
         &allocation,
         bearer(Role::AllocationPlanner, "planner-1", &[], None),
@@ -244,6 +269,25 @@ async fn one_order_is_one_connected_trace_across_allocation_logistics_and_custom
     .await
     .expect("product");
 
+    // Allocation knows the retailer once customers' CustomerChanged has arrived.
+    let agent = AllocationServiceClient::new(channel_for(
+        &allocation,
+        bearer(Role::CallCenterAgent, "agent-1", &["area-01"], None),
+    ));
+    eventually("the retailer's profile reaches allocation", || {
+        let mut agent = agent.clone();
+        async move {
+            agent
+                .get_entitlements(GetEntitlementsRequest {
+                    customer: "customers/shop-otel".into(),
+                    cycle: "cycles/2026-W48".into(),
+                })
+                .await
+                .ok()
+        }
+    })
+    .await;
+
     // The call-center app places the order inside its own trace.
     let mut request = tonic::Request::new(PlaceOrderRequest {
         request_id: rid(),
@@ -259,13 +303,7 @@ async fn one_order_is_one_connected_trace_across_allocation_logistics_and_custom
         "traceparent",
         format!("00-{TRACE_ID}-{APP_SPAN}-01").parse().expect("header"),
     );
-    AllocationServiceClient::new(channel_for(
-        &allocation,
-        bearer(Role::CallCenterAgent, "agent-1", &["area-01"], None),
-    ))
-    .place_order(request)
-    .await
-    .expect("order placed");
+    agent.clone().place_order(request).await.expect("order placed");
 
     // Logistics asked customers for the retailer, and both consumers applied the event.
     let trace = eventually("the order's trace reaches the collector", || {
@@ -356,7 +394,37 @@ async fn one_order_is_one_connected_trace_across_allocation_logistics_and_custom
         "BatchGetCustomers descends from PlaceOrder: {chain:?}"
     );
 
-    // The metrics: the RPC histogram by method and code, orders confirmed, outbox lag.
+    // The dispatcher plans the order's half-day: the solver's time is measured.
+    let shipment = eventually("OrderConfirmed becomes a shipment", || {
+        let mut dispatcher = dispatcher.clone();
+        async move {
+            dispatcher
+                .list_shipments(ListShipmentsRequest {
+                    depot: "depots/chengdu".into(),
+                    ..ListShipmentsRequest::default()
+                })
+                .await
+                .ok()
+                .and_then(|r| r.into_inner().shipments.into_iter().next())
+        }
+    })
+    .await;
+    let plan = dispatcher
+        .plan_routes(PlanRoutesRequest {
+            request_id: rid(),
+            depot: "depots/chengdu".into(),
+            date: shipment.slot_date.clone(),
+            half: shipment.slot_half,
+            time_budget_seconds: 1,
+            seed: 1,
+        })
+        .await
+        .expect("planned")
+        .into_inner();
+    assert_eq!(plan.routes.len(), 1, "{plan:?}");
+
+    // The metrics: the RPC histogram by method and code, orders confirmed, outbox
+    // lag, overdue cases, the planner's solve time.
     let metrics = eventually("the metrics reach the collector", || {
         telemetry.flush();
         let metrics = received.metrics.lock().expect("metrics").clone();
@@ -367,6 +435,7 @@ async fn one_order_is_one_connected_trace_across_allocation_logistics_and_custom
             "distnet.orders.confirmed",
             "distnet.outbox.lag",
             "distnet.cases.overdue",
+            "distnet.plan.solve_time",
         ]
         .iter()
         .all(|n| names.contains(n));
@@ -421,6 +490,20 @@ async fn one_order_is_one_connected_trace_across_allocation_logistics_and_custom
         lag_subscribers.contains("logistics") && lag_subscribers.contains("customers"),
         "outbox lag per subscriber: {lag_subscribers:?}"
     );
+
+    let solves: u64 = metrics
+        .iter()
+        .filter(|m| m.name == "distnet.plan.solve_time")
+        .filter_map(|m| match &m.data {
+            Some(metric::Data::Histogram(h)) => Some(h.data_points.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter(|p| text(&p.attributes, "depot").as_deref() == Some("chengdu"))
+        .map(|p| p.count)
+        .max()
+        .unwrap_or(0);
+    assert_eq!(solves, 1, "one plan solved for the chengdu depot");
 
     shutdown.trigger();
     for handle in handles {
