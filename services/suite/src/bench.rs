@@ -1,7 +1,7 @@
 //! `distnet bench allocation`: the allocation service at scale, through its gRPC API
 //! against real Postgres. Starts an allocation server in-process on a clock fixed
-//! inside the cycle's order window, delivers N retailers' `StandingChanged` events to
-//! its sink, creates P scarce products with supply and policies (the criterion
+//! inside the cycle's order window, delivers N retailers' `CustomerChanged` and
+//! `StandingChanged` events to its sink, creates P scarce products with supply and policies (the criterion
 //! bench's mix), then times `PreviewAllocation` and `CommitAllocation` of all P at
 //! once, and measures `GetEntitlements` and `PlaceOrder` throughput and latency at a
 //! given concurrency. Runs in a database of its own, dropped afterwards.
@@ -138,7 +138,7 @@ async fn measure(settings: &Settings, options: &AllocationBench) -> anyhow::Resu
     let started = Instant::now();
     deliver_standings(&channel, &service_token, options.retailers).await?;
     println!(
-        "  standings delivered through EventSink: {} in {:.1} s",
+        "  profiles and standings delivered through EventSink: {} retailers in {:.1} s",
         options.retailers,
         started.elapsed().as_secs_f64()
     );
