@@ -35,8 +35,8 @@ use distnet_testkit::TestDb;
 mod support;
 
 use support::{
-    DEPOT, bearer, channel_for, chengdu_depot_and_inner_zone, eventually, listeners, rid, tuesday_morning,
-    wired,
+    DEPOT, bearer, channel_for, chengdu_depot_and_inner_zone, chengdu_van, eventually, first_shipment,
+    listeners, plan_half_day_of, rid, tuesday_morning, wired,
 };
 
 /// The trace the call-center app's order belongs to.
@@ -181,25 +181,7 @@ async fn an_order_placed_in_allocation_is_planned_delivered_with_proof_and_marke
         bearer(Role::Dispatcher, "disp-1", &[], Some("chengdu")),
     ));
     chengdu_depot_and_inner_zone(&mut dispatcher).await;
-    dispatcher
-        .upsert_vehicle(UpsertVehicleRequest {
-            request_id: rid(),
-            vehicle: Some(Vehicle {
-                name: "vehicles/van-01".into(),
-                display_name: "川A-00001".into(),
-                depot: "depots/chengdu".into(),
-                capacity_cases: 45,
-                crew_size: 2,
-                shift_start: Some(TimeOfDay { hours: 8, minutes: 0 }),
-                shift_end: Some(TimeOfDay {
-                    hours: 15,
-                    minutes: 0,
-                }),
-                ..Vehicle::default()
-            }),
-        })
-        .await
-        .expect("vehicle");
+    chengdu_van(&mut dispatcher).await;
 
     // Allocation: a product in stock; the call center orders 150 cartons (3 cases)
     // once the license has reached allocation.
@@ -282,20 +264,7 @@ async fn an_order_placed_in_allocation_is_planned_delivered_with_proof_and_marke
     );
 
     // The order reaches logistics as a shipment for Wednesday morning.
-    let shipment = eventually("OrderConfirmed becomes a shipment", || {
-        let mut dispatcher = dispatcher.clone();
-        async move {
-            dispatcher
-                .list_shipments(ListShipmentsRequest {
-                    depot: "depots/chengdu".into(),
-                    ..ListShipmentsRequest::default()
-                })
-                .await
-                .ok()
-                .and_then(|r| r.into_inner().shipments.into_iter().next())
-        }
-    })
-    .await;
+    let shipment = first_shipment(&dispatcher).await;
     assert_eq!(shipment.order, order.name);
     assert_eq!(
         (shipment.slot_date.as_str(), shipment.slot_half),
@@ -304,18 +273,7 @@ async fn an_order_placed_in_allocation_is_planned_delivered_with_proof_and_marke
     assert!((shipment.cases - 3.0).abs() < 1e-9);
 
     // Planned, published, driven.
-    let plan = dispatcher
-        .plan_routes(PlanRoutesRequest {
-            request_id: rid(),
-            depot: "depots/chengdu".into(),
-            date: shipment.slot_date.clone(),
-            half: shipment.slot_half,
-            time_budget_seconds: 1,
-            seed: 1,
-        })
-        .await
-        .expect("planned")
-        .into_inner();
+    let plan = plan_half_day_of(&mut dispatcher, &shipment).await;
     assert_eq!(plan.routes.len(), 1, "{plan:?}");
     dispatcher
         .publish_plan(PublishPlanRequest {

@@ -19,13 +19,12 @@ use distnet_proto::allocation::v1::{
     Channel as OrderChannel, GetEntitlementsRequest, PlaceOrderLine, PlaceOrderRequest, Product,
     UpsertProductRequest,
 };
-use distnet_proto::common::v1::{LatLng, Money, TimeOfDay};
+use distnet_proto::common::v1::{LatLng, Money};
 use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
 use distnet_proto::customers::v1::{CreateCustomerRequest, Customer, CustomerFormat, Settlement};
 use distnet_proto::events::v1::DeliverRequest;
 use distnet_proto::events::v1::event_sink_client::EventSinkClient;
 use distnet_proto::logistics::v1::logistics_service_client::LogisticsServiceClient;
-use distnet_proto::logistics::v1::{ListShipmentsRequest, PlanRoutesRequest, UpsertVehicleRequest, Vehicle};
 use distnet_testkit::TestDb;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
@@ -46,8 +45,8 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 mod support;
 
 use support::{
-    DEPOT, bearer, channel_for, chengdu_depot_and_inner_zone, eventually, listeners, rid, standing_changed,
-    tuesday_morning,
+    DEPOT, bearer, channel_for, chengdu_depot_and_inner_zone, chengdu_van, eventually, first_shipment,
+    listeners, plan_half_day_of, rid, standing_changed, tuesday_morning,
 };
 
 /// The call-center app's trace: its id and the span the order was placed from.
@@ -228,25 +227,7 @@ async fn one_order_is_one_connected_trace_across_allocation_logistics_and_custom
         bearer(Role::Dispatcher, "disp-1", &[], Some("chengdu")),
     ));
     chengdu_depot_and_inner_zone(&mut dispatcher).await;
-    dispatcher
-        .upsert_vehicle(UpsertVehicleRequest {
-            request_id: rid(),
-            vehicle: Some(Vehicle {
-                name: "vehicles/van-01".into(),
-                display_name: "川A-00001".into(),
-                depot: "depots/chengdu".into(),
-                capacity_cases: 45,
-                crew_size: 2,
-                shift_start: Some(TimeOfDay { hours: 8, minutes: 0 }),
-                shift_end: Some(TimeOfDay {
-                    hours: 15,
-                    minutes: 0,
-                }),
-                ..Vehicle::default()
-            }),
-        })
-        .await
-        .expect("vehicle");
+    chengdu_van(&mut dispatcher).await;
     AllocationServiceClient::new(channel_for(
         &allocation,
         bearer(Role::AllocationPlanner, "planner-1", &[], None),
@@ -395,32 +376,8 @@ async fn one_order_is_one_connected_trace_across_allocation_logistics_and_custom
     );
 
     // The dispatcher plans the order's half-day: the solver's time is measured.
-    let shipment = eventually("OrderConfirmed becomes a shipment", || {
-        let mut dispatcher = dispatcher.clone();
-        async move {
-            dispatcher
-                .list_shipments(ListShipmentsRequest {
-                    depot: "depots/chengdu".into(),
-                    ..ListShipmentsRequest::default()
-                })
-                .await
-                .ok()
-                .and_then(|r| r.into_inner().shipments.into_iter().next())
-        }
-    })
-    .await;
-    let plan = dispatcher
-        .plan_routes(PlanRoutesRequest {
-            request_id: rid(),
-            depot: "depots/chengdu".into(),
-            date: shipment.slot_date.clone(),
-            half: shipment.slot_half,
-            time_budget_seconds: 1,
-            seed: 1,
-        })
-        .await
-        .expect("planned")
-        .into_inner();
+    let shipment = first_shipment(&dispatcher).await;
+    let plan = plan_half_day_of(&mut dispatcher, &shipment).await;
     assert_eq!(plan.routes.len(), 1, "{plan:?}");
 
     // The metrics: the RPC histogram by method and code, orders confirmed, outbox

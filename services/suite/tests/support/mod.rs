@@ -312,6 +312,70 @@ pub async fn chengdu_depot_and_inner_zone(dispatcher: &mut Dispatcher) {
         .expect("zone");
 }
 
+/// One van of the Chengdu DC: 45 cases, two crew, 08:00–15:00.
+pub async fn chengdu_van(dispatcher: &mut Dispatcher) {
+    use distnet_proto::common::v1::TimeOfDay;
+    use distnet_proto::logistics::v1::{UpsertVehicleRequest, Vehicle};
+    dispatcher
+        .upsert_vehicle(UpsertVehicleRequest {
+            request_id: rid(),
+            vehicle: Some(Vehicle {
+                name: "vehicles/van-01".into(),
+                display_name: "川A-00001".into(),
+                depot: "depots/chengdu".into(),
+                capacity_cases: 45,
+                crew_size: 2,
+                shift_start: Some(TimeOfDay { hours: 8, minutes: 0 }),
+                shift_end: Some(TimeOfDay {
+                    hours: 15,
+                    minutes: 0,
+                }),
+                ..Vehicle::default()
+            }),
+        })
+        .await
+        .expect("vehicle");
+}
+
+/// The Chengdu DC's first shipment, once an order has become one.
+pub async fn first_shipment(dispatcher: &Dispatcher) -> distnet_proto::logistics::v1::Shipment {
+    use distnet_proto::logistics::v1::ListShipmentsRequest;
+    eventually("OrderConfirmed becomes a shipment", || {
+        let mut dispatcher = dispatcher.clone();
+        async move {
+            dispatcher
+                .list_shipments(ListShipmentsRequest {
+                    depot: "depots/chengdu".into(),
+                    ..ListShipmentsRequest::default()
+                })
+                .await
+                .ok()
+                .and_then(|r| r.into_inner().shipments.into_iter().next())
+        }
+    })
+    .await
+}
+
+/// Plans the Chengdu DC's half-day of `shipment` (1 s of solver time, seed 1).
+pub async fn plan_half_day_of(
+    dispatcher: &mut Dispatcher,
+    shipment: &distnet_proto::logistics::v1::Shipment,
+) -> distnet_proto::logistics::v1::Plan {
+    use distnet_proto::logistics::v1::PlanRoutesRequest;
+    dispatcher
+        .plan_routes(PlanRoutesRequest {
+            request_id: rid(),
+            depot: "depots/chengdu".into(),
+            date: shipment.slot_date.clone(),
+            half: shipment.slot_half,
+            time_budget_seconds: 1,
+            seed: 1,
+        })
+        .await
+        .expect("planned")
+        .into_inner()
+}
+
 /// Waits for a line of `distnet up`'s output that starts with `prefix`; the rest of
 /// the line, trimmed.
 pub async fn line_starting_with(
