@@ -153,6 +153,25 @@ fn readable(caller: &Caller, name: &str, customer: Option<Customer>) -> Result<C
 }
 
 impl CustomersApi {
+    /// A profile change, in the transaction: `CustomerChanged` (the full profile) to
+    /// the subscribers, and the profile as the caller may see it stored as the
+    /// request's response and returned.
+    async fn announce(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        key: idempotency::IdempotencyKey,
+        caller: &Caller,
+        changed: Customer,
+    ) -> Result<Customer, ServiceError> {
+        let event = CustomerChanged {
+            customer: Some(changed.clone()),
+        };
+        let response = present(caller, changed);
+        key.complete_publishing(tx, &response, &self.outbox, &response.name, &event)
+            .await?;
+        Ok(response)
+    }
+
     async fn create(&self, caller: Caller, request: CreateCustomerRequest) -> Result<Customer, ServiceError> {
         caller.require(access::CREATORS)?;
         let mut v = Violations::new();
@@ -193,13 +212,7 @@ impl CustomersApi {
         };
         let created = store::insert(&mut tx, &id, &customer, &caller.sub).await?;
         store::insights::touch(&mut tx).await?;
-        let name = created.name.clone();
-        let event = CustomerChanged {
-            customer: Some(created.clone()),
-        };
-        let response = present(&caller, created);
-        key.complete_publishing(&mut tx, &response, &self.outbox, &name, &event)
-            .await?;
+        let response = self.announce(&mut tx, key, &caller, created).await?;
         tx.commit().await?;
         Ok(response)
     }
@@ -345,13 +358,7 @@ impl CustomersApi {
         }
         let updated = store::update(&mut tx, &id, &next).await?;
         store::insights::touch(&mut tx).await?;
-        let name = updated.name.clone();
-        let event = CustomerChanged {
-            customer: Some(updated.clone()),
-        };
-        let response = present(&caller, updated);
-        key.complete_publishing(&mut tx, &response, &self.outbox, &name, &event)
-            .await?;
+        let response = self.announce(&mut tx, key, &caller, updated).await?;
         tx.commit().await?;
         self.cache.evict(&id);
         Ok(response)
@@ -395,13 +402,7 @@ impl CustomersApi {
         }
         let updated =
             store::reassign_owner(&mut tx, &id, &request.new_owner_id, &caller.sub, &request.reason).await?;
-        let name = updated.name.clone();
-        let event = CustomerChanged {
-            customer: Some(updated.clone()),
-        };
-        let response = present(&caller, updated);
-        key.complete_publishing(&mut tx, &response, &self.outbox, &name, &event)
-            .await?;
+        let response = self.announce(&mut tx, key, &caller, updated).await?;
         tx.commit().await?;
         self.cache.evict(&id);
         Ok(response)

@@ -4,7 +4,7 @@
 //! backoff), and recorded in the consumer's `inbox` so a redelivery is a no-op.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use distnet_proto::events::v1::event_sink_client::EventSinkClient;
@@ -56,11 +56,11 @@ impl Outbox {
         tx: &mut PgConnection,
         events: impl IntoIterator<Item = (&'a str, &'a E)>,
     ) -> Result<(), ServiceError> {
+        static SQL: LazyLock<String> = LazyLock::new(|| EventBatch::statement("SELECT 1"));
         let Some(batch) = self.batch(events)? else {
             return Ok(());
         };
-        let sql = EventBatch::statement("SELECT 1");
-        batch.bind(sqlx::query(&sql)).execute(&mut *tx).await?;
+        batch.bind(sqlx::query(&SQL)).execute(&mut *tx).await?;
         Ok(())
     }
 
@@ -68,7 +68,7 @@ impl Outbox {
     pub(crate) fn batch<'a, E: prost::Name + 'a>(
         &self,
         events: impl IntoIterator<Item = (&'a str, &'a E)>,
-    ) -> Result<Option<EventBatch>, ServiceError> {
+    ) -> Result<Option<EventBatch<'_>>, ServiceError> {
         let occur_time = prost_types::Timestamp::from(std::time::SystemTime::now());
         let trace_context = telemetry::current_trace_context();
         let (mut event_ids, mut aggregates, mut envelopes) = (Vec::new(), Vec::new(), Vec::new());
@@ -90,7 +90,7 @@ impl Outbox {
         if event_ids.is_empty() {
             return Ok(None);
         }
-        let subscribers = self.subscriptions.get(E::NAME).cloned().unwrap_or_default();
+        let subscribers = self.subscriptions.get(E::NAME).map_or(&[][..], Vec::as_slice);
         Ok(Some(EventBatch {
             event_ids,
             aggregates,
@@ -102,17 +102,18 @@ impl Outbox {
 }
 
 /// Outbox rows ready to insert, bound as `$1`–`$5` of [`EventBatch::statement`].
-pub(crate) struct EventBatch {
+pub(crate) struct EventBatch<'a> {
     event_ids: Vec<uuid::Uuid>,
     aggregates: Vec<String>,
     envelopes: Vec<Vec<u8>>,
     name: &'static str,
-    subscribers: Vec<String>,
+    subscribers: &'a [String],
 }
 
-impl EventBatch {
+impl<'a> EventBatch<'a> {
     /// Inserts the events and a pending delivery per subscriber, then runs `tail`
     /// (a statement whose own parameters start at `$6`) in the same round trip.
+    /// Built once per statement (callers keep it in a `LazyLock`).
     pub(crate) fn statement(tail: &str) -> String {
         format!(
             "WITH added AS (
@@ -131,7 +132,10 @@ impl EventBatch {
     pub(crate) fn bind<'q>(
         self,
         query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>
+    where
+        'a: 'q,
+    {
         query
             .bind(self.event_ids)
             .bind(self.aggregates)

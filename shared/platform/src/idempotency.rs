@@ -17,6 +17,7 @@
 //! none. Replays add no record: they change nothing.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -217,18 +218,19 @@ impl IdempotencyKey {
         self,
         tx: &mut PgConnection,
         response: &impl Message,
-        events: Option<EventBatch>,
+        events: Option<EventBatch<'_>>,
     ) -> Result<(), ServiceError> {
-        let sql = match &events {
-            Some(_) => EventBatch::statement(
+        static WITH_EVENTS: LazyLock<String> = LazyLock::new(|| {
+            EventBatch::statement(
                 "UPDATE idempotency_keys SET response = $8 WHERE caller = $6 AND request_id = $7",
-            ),
-            None => "UPDATE idempotency_keys SET response = $3 WHERE caller = $1 AND request_id = $2".into(),
+            )
+        });
+        let query = match events {
+            Some(events) => events.bind(sqlx::query(&WITH_EVENTS)),
+            None => {
+                sqlx::query("UPDATE idempotency_keys SET response = $3 WHERE caller = $1 AND request_id = $2")
+            }
         };
-        let mut query = sqlx::query(&sql);
-        if let Some(events) = events {
-            query = events.bind(query);
-        }
         query
             .bind(&self.caller)
             .bind(&self.request_id)

@@ -122,6 +122,15 @@ pub async fn cycle(conn: &mut PgConnection, id: CycleId) -> Result<CycleWindow, 
             .bind(id.to_string())
             .fetch_optional(&mut *conn)
             .await?;
+    window_or_default(id, row)
+}
+
+/// The window of a `cycles` row (opens, closes, release) if the cycle has one, else
+/// the default.
+pub fn window_or_default(
+    id: CycleId,
+    row: Option<(DateTime<Utc>, DateTime<Utc>, DateTime<Utc>)>,
+) -> Result<CycleWindow, ServiceError> {
     match row {
         Some((opens, closes, release)) => Ok(CycleWindow {
             window: OrderWindow { opens, closes },

@@ -382,14 +382,8 @@ pub async fn order_context(
         return Err(ServiceError::internal("the order context query returned no row"));
     };
     let retailer = std::mem::take(&mut first.retailer).known();
-    let window = match (first.opens_at, first.closes_at, first.release_at) {
-        (Some(opens), Some(closes), Some(release)) => super::catalog::CycleWindow {
-            window: crate::domain::cycle::OrderWindow { opens, closes },
-            release,
-            customized: true,
-        },
-        _ => super::catalog::default_cycle(cycle)?,
-    };
+    let set = first.opens_at.zip(first.closes_at).zip(first.release_at);
+    let window = super::catalog::window_or_default(cycle, set.map(|((o, c), r)| (o, c, r)))?;
     let products = rows
         .into_iter()
         .filter_map(|r| {
