@@ -90,6 +90,41 @@ impl CustomersApi {
         }
         Ok(found)
     }
+
+    /// The profiles of `wanted` (id, and the version the caller saw when it has one),
+    /// in that order, leaving out ids that are not customers: from the cache where it
+    /// holds them (at that version), the rest in one read, then cached.
+    async fn profiles(&self, wanted: &[(String, Option<i64>)]) -> Result<Vec<Customer>, ServiceError> {
+        let mut slots = Vec::with_capacity(wanted.len());
+        let mut missing = Vec::new();
+        for (id, version) in wanted {
+            let cached = self
+                .cache
+                .get(id)
+                .filter(|c| version.is_none_or(|v| profile::is_etag_of(&c.etag, v)));
+            if cached.is_none() {
+                missing.push(id.clone());
+            }
+            slots.push(cached);
+        }
+        if !missing.is_empty() {
+            let ticket = self.cache.ticket();
+            let mut read: std::collections::HashMap<String, Customer> = store::get_many(&self.pool, &missing)
+                .await?
+                .into_iter()
+                .filter_map(|c| Some((c.name.strip_prefix("customers/")?.to_string(), c)))
+                .collect();
+            for (id, customer) in &read {
+                self.cache.put(ticket, id, customer.clone());
+            }
+            for ((id, _), slot) in wanted.iter().zip(slots.iter_mut()) {
+                if slot.is_none() {
+                    *slot = read.remove(id);
+                }
+            }
+        }
+        Ok(slots.into_iter().flatten().collect())
+    }
 }
 
 fn holder(customer: &Customer) -> Holder<'_> {
@@ -236,27 +271,14 @@ impl CustomersApi {
                 format!("at most {MAX_BATCH} names"),
             ));
         }
-        let mut ids = Vec::with_capacity(request.names.len());
+        let mut wanted = Vec::with_capacity(request.names.len());
         for (i, name) in request.names.iter().enumerate() {
-            ids.push(parse_name(name, "customers", &format!("names[{i}]"))?.to_string());
+            wanted.push((
+                parse_name(name, "customers", &format!("names[{i}]"))?.to_string(),
+                None,
+            ));
         }
-        let mut found = Vec::with_capacity(ids.len());
-        let mut missing = Vec::new();
-        for id in ids {
-            match self.cache.get(&id) {
-                Some(customer) => found.push(customer),
-                None => missing.push(id),
-            }
-        }
-        if !missing.is_empty() {
-            let ticket = self.cache.ticket();
-            for customer in store::get_many(&self.pool, &missing).await? {
-                if let Some(id) = customer.name.strip_prefix("customers/") {
-                    self.cache.put(ticket, id, customer.clone());
-                }
-                found.push(customer);
-            }
-        }
+        let found = self.profiles(&wanted).await?;
         let by_name: std::collections::HashMap<&str, &Customer> =
             found.iter().map(|c| (c.name.as_str(), c)).collect();
         let mut customers = Vec::with_capacity(request.names.len());
@@ -302,12 +324,20 @@ impl CustomersApi {
         };
         let fingerprint = format!("{filter:?}");
         let page = pagination::read(request.page_size, &request.page_token, &fingerprint)?;
-        let rows = store::list(&self.pool, &filter, &access::visibility(&caller), &page).await?;
-        let (rows, next_page_token) = pagination::finish(rows, &page, &fingerprint, |c| {
-            c.name.strip_prefix("customers/").unwrap_or_default().to_string()
-        });
+        let listed = store::list(&self.pool, &filter, &access::visibility(&caller), &page).await?;
+        let (listed, next_page_token) = pagination::finish(listed, &page, &fingerprint, |(id, _)| id.clone());
+        let wanted: Vec<(String, Option<i64>)> = listed.into_iter().map(|(id, v)| (id, Some(v))).collect();
+        // A profile that was not cached at its listed version is read again, and may
+        // have changed in between: it is shown only if the caller may still read it.
+        let customers = self
+            .profiles(&wanted)
+            .await?
+            .into_iter()
+            .filter(|c| access::may_read(&caller, holder(c)))
+            .map(|c| present(&caller, c))
+            .collect();
         Ok(ListCustomersResponse {
-            customers: rows.into_iter().map(|c| present(&caller, c)).collect(),
+            customers,
             next_page_token,
         })
     }

@@ -375,15 +375,15 @@ pub(crate) fn push_scope(
     }
 }
 
-/// One page in id order, with one look-ahead row.
+/// One page's ids and versions in id order, with one look-ahead row: the profiles
+/// themselves usually come from the cache (see `CustomersApi::profiles`).
 pub async fn list(
     pool: &PgPool,
     filter: &ListFilter,
     visibility: &Visibility,
     page: &Page,
-) -> Result<Vec<Customer>, ServiceError> {
-    let mut q: QueryBuilder<Postgres> =
-        QueryBuilder::new(format!("SELECT {COLUMNS} FROM customers WHERE true"));
+) -> Result<Vec<(String, i64)>, ServiceError> {
+    let mut q: QueryBuilder<Postgres> = QueryBuilder::new("SELECT id, version FROM customers WHERE true");
     push_scope(
         &mut q,
         visibility,
@@ -425,8 +425,7 @@ pub async fn list(
         q.push(" AND id > ").push_bind(after.clone());
     }
     q.push(" ORDER BY id LIMIT ").push_bind(page.size + 1);
-    let rows: Vec<CustomerRow> = q.build_query_as().fetch_all(pool).await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    Ok(q.build_query_as().fetch_all(pool).await?)
 }
 
 fn escape_like(text: &str) -> String {

@@ -2,14 +2,16 @@
 //! replicas on one database: a cached profile is served without the database, a
 //! change made on one replica is read back at once there and soon on the other
 //! (`NOTIFY`), a change made straight in the database is seen too, and a listener
-//! that lost its connection never serves what it may have missed.
+//! that lost its connection never serves what it may have missed. A list page takes
+//! its profiles from the cache too, but only at the versions the page listed.
 
 mod support;
 
 use std::time::Duration;
 
 use distnet_proto::customers::v1::{
-    BatchGetCustomersRequest, Customer, GetCustomerRequest, ReassignOwnerRequest, UpdateCustomerRequest,
+    BatchGetCustomersRequest, Customer, GetCustomerRequest, ListCustomersRequest, ReassignOwnerRequest,
+    UpdateCustomerRequest,
 };
 use sqlx::Connection as _;
 use support::{Client, TestService, create_request, retailer};
@@ -225,4 +227,91 @@ async fn replicas_serve_cached_profiles_and_every_change_reaches_both() {
 
     b.stop().await;
     a.stop().await;
+}
+
+/// The display names of area-01's first page, by id.
+async fn listed_names(client: &mut Client) -> Vec<(String, String)> {
+    client
+        .list_customers(ListCustomersRequest {
+            area_id: "area-01".into(),
+            page_size: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .customers
+        .into_iter()
+        .map(|c| (c.name, c.display_name))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_page_takes_cached_profiles_only_at_the_versions_it_listed() {
+    let service = TestService::start().await;
+    let url = service.db.as_ref().expect("own database").url.clone();
+    let mut client = service.admin();
+    for (i, name) in ["甲", "乙", "丙"].into_iter().enumerate() {
+        client
+            .create_customer(create_request(
+                &format!("list-{i}"),
+                &format!("r-{i}"),
+                retailer(name, "area-01", "cm-1"),
+            ))
+            .await
+            .expect("created");
+    }
+    // Changes made from this connection fire no trigger, so no replica hears of them:
+    // what a page shows then tells where it came from.
+    let mut quiet = sqlx::PgConnection::connect(&url).await.expect("connect");
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut quiet)
+        .await
+        .expect("no triggers");
+
+    // Rename r-1 unheard, at the same version, until a page shows the name it had
+    // before: that page took r-1 from the cache (the listener may still be
+    // connecting at first, and a page then reads everything from the database).
+    let mut from_cache = false;
+    for round in 0..100 {
+        let before = listed_names(&mut client).await;
+        assert_eq!(before.len(), 3, "{before:?}");
+        sqlx::query("UPDATE customers.customers SET display_name = $1 WHERE id = 'r-1'")
+            .bind(format!("乙-{round}"))
+            .execute(&mut quiet)
+            .await
+            .expect("rename");
+        let after = listed_names(&mut client).await;
+        if after == before {
+            from_cache = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(from_cache, "a page came to take its profiles from the cache");
+
+    // A new version, still unheard: the very next page shows it, because the cached
+    // profile is not at the version the page listed. The others stay as they were.
+    sqlx::query(
+        "UPDATE customers.customers SET display_name = '乙新', version = version + 1 WHERE id = 'r-1'",
+    )
+    .execute(&mut quiet)
+    .await
+    .expect("new version");
+    let names: Vec<String> = listed_names(&mut client)
+        .await
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(names, ["甲", "乙新", "丙"]);
+
+    // And the order of a page is the id order, whether a profile came from the cache
+    // or from the database.
+    let ids: Vec<String> = listed_names(&mut client)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids, ["customers/r-0", "customers/r-1", "customers/r-2"]);
+    service.stop().await;
 }

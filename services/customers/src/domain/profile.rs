@@ -197,7 +197,6 @@ pub fn apply_update_mask(
     Ok(next)
 }
 
-/// The etag of a stored version.
 /// The profile fields staff rely on that are empty: a complete file has them all
 /// (DOMAIN.md: customer files are expected to be 100 % complete).
 pub fn missing_fields(customer: &Customer) -> Vec<&'static str> {
@@ -218,13 +217,30 @@ pub fn missing_fields(customer: &Customer) -> Vec<&'static str> {
     .collect()
 }
 
+/// The etag of a stored version.
 pub fn etag(version: i64) -> String {
     format!("v{version}")
+}
+
+/// Whether `etag` is the etag of `version` (without formatting one).
+pub fn is_etag_of(etag: &str, version: i64) -> bool {
+    etag.strip_prefix('v').and_then(|v| v.parse::<i64>().ok()) == Some(version)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_etag_names_exactly_its_version() {
+        for version in [1, 7, 42, i64::MAX] {
+            assert!(is_etag_of(&etag(version), version));
+            assert!(!is_etag_of(&etag(version), version - 1));
+        }
+        assert!(!is_etag_of("7", 7));
+        assert!(!is_etag_of("", 0));
+        assert!(!is_etag_of("vseven", 7));
+    }
 
     fn valid() -> Customer {
         Customer {
