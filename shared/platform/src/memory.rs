@@ -1,23 +1,28 @@
-//! Heap memory back to the system after a large, rare batch (the network-wide
-//! insights refresh reads every retailer's history at once). glibc keeps freed heap
-//! pages for reuse, so a service that ran one such batch stayed ~50 MB above its
-//! steady state (71 MB against 16 MB resident for customers after refreshing 11,500
-//! retailers); trimming returns the free pages and keeps what is live.
+//! The allocator every distnet binary uses, and heap memory back to the system after
+//! a large, rare batch.
+//!
+//! mimalloc instead of glibc's malloc: the request paths allocate and free many small
+//! strings and buffers on one thread and hand some to another (a profile cloned for
+//! a reply, HTTP/2 frames), and glibc's arenas made `malloc`/`free` about a fifth of
+//! a cached read's CPU (BENCHMARKS.md, "Fixes made from these measurements").
+//!
+//! The network-wide insights refresh reads every retailer's history at once; the
+//! allocator keeps freed pages for reuse, so a service that ran one such batch would
+//! stay well above its steady state. [`release_free_memory`] returns them.
 
-/// Returns the allocator's free pages to the system (glibc on Linux; a no-op
-/// elsewhere). Costs a walk of the heap: call it after batches, not per request.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Returns the allocator's free pages to the system. Costs a walk of the heap: call
+/// it after batches, not per request.
 pub fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: malloc_trim only releases free memory; it is thread-safe in glibc
-        // and takes no pointers.
-        unsafe {
-            malloc_trim(0);
-        }
+    // SAFETY: mi_collect only frees memory the allocator holds unused; it takes no
+    // pointers and may be called from any thread.
+    unsafe {
+        mi_collect(true);
     }
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
 unsafe extern "C" {
-    fn malloc_trim(pad: usize) -> i32;
+    fn mi_collect(force: bool);
 }
