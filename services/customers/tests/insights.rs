@@ -394,6 +394,29 @@ async fn confirmed_orders_become_facts_once_and_cancelled_ones_leave_them() {
     let cancelled = insights_when(&admin, "r-new", |i| current(i).orders == 0).await;
     assert_eq!(current(&cancelled).value.map(|m| m.fen), Some(0));
     assert_eq!(cancelled.segment, Segment::C as i32);
+
+    // Two orders in the same week add up in that week's facts.
+    let o3 = order("o-3", "r-new", 25_000, &[(4, true)]);
+    let o4 = order("o-4", "r-new", 15_000, &[(6, false)]);
+    sink.deliver(DeliverRequest {
+        events: vec![
+            envelope(6, &OrderConfirmed { order: Some(o3) }),
+            envelope(7, &OrderConfirmed { order: Some(o4) }),
+        ],
+    })
+    .await
+    .expect("delivered");
+    let both = insights_when(&admin, "r-new", |i| current(i).orders == 2).await;
+    let facts = current(&both);
+    assert_eq!(
+        (
+            facts.orders,
+            facts.value.map(|m| m.fen),
+            facts.cartons,
+            facts.scarce_cartons
+        ),
+        (2, Some(40_000), 10, 4)
+    );
     service.stop().await;
 }
 

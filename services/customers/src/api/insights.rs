@@ -277,12 +277,10 @@ async fn gather(
         let cycles = facts.entry(customer).or_default();
         for (week, orders, value_fen, cartons, scarce_cartons) in weeks {
             if let Some(slot) = week_index(start, week).and_then(|i| cycles.get_mut(i)) {
-                *slot = CycleFacts {
-                    orders,
-                    value_fen,
-                    cartons,
-                    scarce_cartons,
-                };
+                slot.orders = slot.orders.saturating_add(orders);
+                slot.value_fen = slot.value_fen.saturating_add(value_fen);
+                slot.cartons = slot.cartons.saturating_add(cartons);
+                slot.scarce_cartons = slot.scarce_cartons.saturating_add(scarce_cartons);
             }
         }
     }

@@ -96,11 +96,16 @@ pub async fn import(tx: &mut PgConnection, facts: &[OrderFact]) -> Result<u64, S
     Ok(done.rows_affected())
 }
 
-/// A customer's confirmed orders per cycle from `from` to `to` (Mondays, inclusive):
-/// (week start, orders, value, cartons, scarce cartons), by week.
+/// One recorded fact of a customer's confirmed orders in a cycle of the window
+/// (Mondays `from` to `to`, inclusive): (week start, orders, value, cartons, scarce
+/// cartons).
 pub type WeekRow = (NaiveDate, i64, i64, i64, i64);
 
-/// Every customer's weekly facts in the window, as (customer id, weeks).
+/// Every customer's facts in the window, as (customer id, facts). A week may appear
+/// more than once (every order, and every imported week of history, is a fact):
+/// the caller adds them up. Summing per week here cost PostgreSQL three times the
+/// single grouping (sums of `bigint` go through `numeric`), in the refresh that runs
+/// once a minute while orders come in.
 pub async fn window_facts(
     conn: &mut PgConnection,
     from: NaiveDate,
@@ -108,15 +113,10 @@ pub async fn window_facts(
 ) -> Result<Vec<(String, Vec<WeekRow>)>, ServiceError> {
     type Row = (String, Vec<NaiveDate>, Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>);
     let rows: Vec<Row> = sqlx::query_as(
-        "WITH weekly AS ( \
-           SELECT customer_id, week_start, sum(orders)::bigint AS orders, \
-                  sum(value_fen)::bigint AS value, sum(cartons)::bigint AS cartons, \
-                  sum(scarce_cartons)::bigint AS scarce \
-           FROM order_facts WHERE NOT cancelled AND week_start BETWEEN $1 AND $2 \
-           GROUP BY customer_id, week_start) \
-         SELECT customer_id, array_agg(week_start), array_agg(orders), array_agg(value), \
-                array_agg(cartons), array_agg(scarce) \
-         FROM weekly GROUP BY customer_id",
+        "SELECT customer_id, array_agg(week_start), array_agg(orders::bigint), array_agg(value_fen), \
+                array_agg(cartons), array_agg(scarce_cartons) \
+         FROM order_facts WHERE NOT cancelled AND week_start BETWEEN $1 AND $2 \
+         GROUP BY customer_id",
     )
     .bind(from)
     .bind(to)
