@@ -80,15 +80,7 @@ impl CustomersApi {
 
     /// The profile with `id`: from the cache, or read and then cached.
     async fn profile(&self, id: &str) -> Result<Option<Customer>, ServiceError> {
-        if let Some(customer) = self.cache.get(id) {
-            return Ok(Some(customer));
-        }
-        let ticket = self.cache.ticket();
-        let found = store::get(&self.pool, id).await?;
-        if let Some(customer) = &found {
-            self.cache.put(ticket, id, customer.clone());
-        }
-        Ok(found)
+        Ok(self.profiles(&[(id.to_string(), None)]).await?.pop())
     }
 
     /// The profiles of `wanted` (id, and the version the caller saw when it has one),

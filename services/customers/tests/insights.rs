@@ -337,6 +337,16 @@ fn envelope<M: prost::Name>(id: u32, message: &M) -> EventEnvelope {
     }
 }
 
+/// A cycle's (orders, value in fen, cartons, scarce cartons).
+fn totals(facts: &distnet_proto::customers::v1::CycleFacts) -> (i64, Option<i64>, i64, i64) {
+    (
+        facts.orders,
+        facts.value.as_ref().map(|m| m.fen),
+        facts.cartons,
+        facts.scarce_cartons,
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirmed_orders_become_facts_once_and_cancelled_ones_leave_them() {
     let service = world().await;
@@ -375,15 +385,7 @@ async fn confirmed_orders_become_facts_once_and_cancelled_ones_leave_them() {
     let new = insights_when(&admin, "r-new", |i| current(i).orders > 0).await;
     let facts = current(&new);
     assert_eq!(facts.cycle, "cycles/2026-W48");
-    assert_eq!(
-        (
-            facts.orders,
-            facts.value.map(|m| m.fen),
-            facts.cartons,
-            facts.scarce_cartons
-        ),
-        (1, Some(80_000), 40, 10)
-    );
+    assert_eq!(totals(&facts), (1, Some(80_000), 40, 10));
     assert_eq!(new.segment, Segment::A as i32, "the only customer with orders");
 
     sink.deliver(DeliverRequest {
@@ -407,16 +409,7 @@ async fn confirmed_orders_become_facts_once_and_cancelled_ones_leave_them() {
     .await
     .expect("delivered");
     let both = insights_when(&admin, "r-new", |i| current(i).orders == 2).await;
-    let facts = current(&both);
-    assert_eq!(
-        (
-            facts.orders,
-            facts.value.map(|m| m.fen),
-            facts.cartons,
-            facts.scarce_cartons
-        ),
-        (2, Some(40_000), 10, 4)
-    );
+    assert_eq!(totals(&current(&both)), (2, Some(40_000), 10, 4));
     service.stop().await;
 }
 
