@@ -19,10 +19,6 @@ pub fn release_free_memory() {
     // SAFETY: mi_collect only frees memory the allocator holds unused; it takes no
     // pointers and may be called from any thread.
     unsafe {
-        mi_collect(true);
+        libmimalloc_sys::mi_collect(true);
     }
-}
-
-unsafe extern "C" {
-    fn mi_collect(force: bool);
 }
