@@ -54,7 +54,8 @@ impl Shutdown {
 
 /// Runs `task` at once and then every `every` until `shutdown`: the background sweeps
 /// (license expiry, overdue cases). Each run returns how many items it handled, which
-/// is logged with `what` when not zero; a failed run is logged and retried next time.
+/// is logged with `what` and how long the run took when not zero; a failed run is
+/// logged and retried next time.
 pub fn spawn_periodic<F, Fut>(what: &'static str, every: Duration, shutdown: Shutdown, task: F)
 where
     F: Fn() -> Fut + Send + 'static,
@@ -63,10 +64,13 @@ where
     tokio::spawn(async move {
         let mut stop = shutdown.subscribe();
         loop {
-            match task().await {
+            let began = std::time::Instant::now();
+            let result = task().await;
+            let elapsed_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+            match result {
                 Ok(0) => {}
-                Ok(count) => tracing::info!(count, what, "sweep done"),
-                Err(error) => tracing::warn!(%error, what, "sweep failed"),
+                Ok(count) => tracing::info!(count, what, elapsed_ms, "sweep done"),
+                Err(error) => tracing::warn!(%error, what, elapsed_ms, "sweep failed"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
