@@ -9,7 +9,7 @@ mod visits;
 
 pub use access_rules::ACCESS;
 pub use cases::{CASE_HANDLERS, CASE_OPENERS, CASE_READERS, CASE_STATS_READERS, escalate_overdue};
-pub use insights::{HISTORY_IMPORTERS, INSIGHT_READERS, cycle_monday, refresh_insights};
+pub use insights::{HISTORY_IMPORTERS, INSIGHT_READERS, Pace, cycle_monday, refresh_insights};
 pub use interactions::{INTERACTION_LOGGERS, INTERACTION_READERS};
 pub use surveys::SURVEY_RECORDERS;
 pub use visits::VISIT_READERS;

@@ -92,6 +92,10 @@ pub async fn serve_with_clock(
         .parse()
         .unwrap_or(chrono_tz::Asia::Shanghai);
     let spacing = Duration::from_millis(settings.customers.insights_refresh_ms.max(10));
+    let pace = api::Pace {
+        page: settings.customers.insights_refresh_page,
+        rest: settings.customers.insights_refresh_rest,
+    };
     let last_run: Arc<Mutex<Option<Instant>>> = Arc::default();
     server::spawn_periodic(
         "customer insights refreshed",
@@ -104,7 +108,7 @@ pub async fn serve_with_clock(
                 .map(|last| last.is_some_and(|at| at.elapsed() < spacing))
                 .unwrap_or(false);
             async move {
-                let assessed = api::refresh_insights(&pool, now, time_zone, recently).await?;
+                let assessed = api::refresh_insights(&pool, now, time_zone, recently, pace).await?;
                 if assessed > 0 {
                     // The whole network's histories were in memory: give it back.
                     distnet_platform::memory::release_free_memory();

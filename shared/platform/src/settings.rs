@@ -60,6 +60,12 @@ pub struct CustomersSettings {
     /// facts, surveys, cases, profiles, classes) change: within a second after a quiet
     /// spell, and at most this often while they keep changing.
     pub insights_refresh_ms: u64,
+    /// The refresh reads and writes this many customers at a time ...
+    pub insights_refresh_page: usize,
+    /// ... and rests after each page for this many times as long as the page took
+    /// (its CPU and PostgreSQL's): it takes at most 1/(1 + this) of the time it spans,
+    /// so that calls served meanwhile keep their latency. 0 runs it flat out.
+    pub insights_refresh_rest: u32,
     /// A visit checked in farther than this from the store is flagged.
     pub visit_radius_m: f64,
     /// Profiles kept in the read-through cache (`GetCustomer`, `BatchGetCustomers`);
@@ -94,6 +100,8 @@ impl Default for CustomersSettings {
             case_deadlines: Vec::new(),
             case_sweep_ms: 60_000,
             insights_refresh_ms: 60_000,
+            insights_refresh_page: 1_000,
+            insights_refresh_rest: 3,
             visit_radius_m: 200.0,
             cache_entries: 20_000,
             survey_questions: Vec::new(),

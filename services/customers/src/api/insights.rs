@@ -2,6 +2,7 @@
 //! degrees, segments and flags of every customer (`domain::insights`).
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use distnet_platform::ServiceError;
@@ -10,7 +11,7 @@ use distnet_platform::cycle::CycleId;
 use distnet_platform::idempotency::{self, Claim};
 use distnet_platform::validate::{Violations, parse_name};
 use distnet_proto::customers::v1::{
-    CustomerFlag, CustomerInsights, Degree, DegreeFactor, GetCustomerInsightsRequest,
+    Customer, CustomerFlag, CustomerInsights, Degree, DegreeFactor, GetCustomerInsightsRequest,
     ImportOrderHistoryRequest, ImportOrderHistoryResponse, Segment,
 };
 use prost::Message as _;
@@ -19,7 +20,7 @@ use sqlx::PgPool;
 use super::{CustomersApi, readable};
 use crate::domain::insights::{self, CycleFacts, Flag, Inputs, WINDOW};
 use crate::domain::profile;
-use crate::store::{self, insights::OrderFact};
+use crate::store::{self, insights::IdRange, insights::OrderFact};
 
 /// Staff who serve customers by value and category, and the services. Retailers do
 /// not see how they are segmented.
@@ -35,8 +36,6 @@ pub const HISTORY_IMPORTERS: &[Role] = &[Role::Admin];
 
 /// At most this many records in one ImportOrderHistory.
 const MAX_IMPORT: usize = 10_000;
-/// Customers read per query while refreshing.
-const REFRESH_PAGE: i64 = 5_000;
 /// Insights are recomputed at least this often even without changes (tenure grows,
 /// complaints and surveys age out of their periods).
 const REFRESH_AT_LEAST_EVERY: Duration = Duration::hours(24);
@@ -206,12 +205,14 @@ impl CustomersApi {
 /// has passed; returns how many customers were assessed (0 when nothing was due or
 /// another replica holds the refresh). `recently_ran` (this replica ran within the
 /// configured spacing) holds back runs while inputs keep changing; the first change
-/// after a quiet spell runs at once.
+/// after a quiet spell runs at once. The run goes a page of customers at a time and
+/// rests between pages ([`Pace`]).
 pub async fn refresh_insights(
     pool: &PgPool,
     now: DateTime<Utc>,
     time_zone: chrono_tz::Tz,
     recently_ran: bool,
+    pace: Pace,
 ) -> Result<usize, ServiceError> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -236,7 +237,7 @@ pub async fn refresh_insights(
         return Ok(0);
     }
     let start = window_start(window_end);
-    let population = gather(&mut tx, now, time_zone, start, window_end).await?;
+    let population = gather(&mut tx, now, time_zone, start, window_end, pace).await?;
     let assessed = population.len();
     let rows = tokio::task::spawn_blocking(move || {
         let results = insights::assess(&population);
@@ -248,7 +249,11 @@ pub async fn refresh_insights(
     })
     .await
     .map_err(ServiceError::internal)?;
-    store::insights::write(&mut tx, &rows, now).await?;
+    for step in rows.chunks(pace.page.max(1)) {
+        let began = Instant::now();
+        store::insights::write(&mut tx, step, now).await?;
+        pace.rest_after(began).await;
+    }
     store::insights::save_state(
         &mut tx,
         &store::insights::RunState {
@@ -264,54 +269,53 @@ pub async fn refresh_insights(
     Ok(assessed)
 }
 
-/// Reads every customer's inputs: profile, class, window facts, surveys and cases.
+/// Reads every customer's inputs (profile, class, window facts, surveys and cases),
+/// a page of customers at a time, resting after each page ([`Pace`]).
 async fn gather(
     tx: &mut sqlx::PgConnection,
     now: DateTime<Utc>,
     time_zone: chrono_tz::Tz,
     start: NaiveDate,
     window_end: NaiveDate,
+    pace: Pace,
 ) -> Result<Vec<Inputs>, ServiceError> {
-    let mut facts: HashMap<String, [CycleFacts; WINDOW]> = HashMap::new();
-    for (customer, weeks) in store::insights::window_facts(tx, start, window_end).await? {
-        let cycles = facts.entry(customer).or_default();
-        for (week, orders, value_fen, cartons, scarce_cartons) in weeks {
-            if let Some(slot) = week_index(start, week).and_then(|i| cycles.get_mut(i)) {
-                slot.orders = slot.orders.saturating_add(orders);
-                slot.value_fen = slot.value_fen.saturating_add(value_fen);
-                slot.cartons = slot.cartons.saturating_add(cartons);
-                slot.scarce_cartons = slot.scarce_cartons.saturating_add(scarce_cartons);
-            }
-        }
-    }
-    let classes: HashMap<String, String> = store::insights::classes(tx).await?.into_iter().collect();
-    let surveys: HashMap<String, Vec<f64>> = store::insights::survey_scores(tx, now - Duration::days(365))
-        .await?
-        .into_iter()
-        .collect();
-    let cases: HashMap<String, (i64, i64, i64)> =
-        store::insights::case_counts(tx, now - Duration::days(90), now - Duration::days(365))
-            .await?
-            .into_iter()
-            .map(|(id, complaints, callbacks, satisfied)| (id, (complaints, callbacks, satisfied)))
-            .collect();
-
     let mut population = Vec::new();
     let mut after = String::new();
     loop {
-        let page = store::page_after(tx, &after, REFRESH_PAGE).await?;
+        let began = Instant::now();
+        let page = store::page_after(tx, &after, i64::try_from(pace.page.max(1)).unwrap_or(i64::MAX)).await?;
         let Some(last) = page.last() else { break };
-        after = last
-            .name
-            .strip_prefix("customers/")
-            .unwrap_or_default()
-            .to_string();
-        for customer in page {
-            let id = customer
-                .name
-                .strip_prefix("customers/")
-                .unwrap_or_default()
-                .to_string();
+        let through = id_of(last).to_string();
+        let ids = IdRange {
+            after: &after,
+            through: &through,
+        };
+        let mut facts: HashMap<String, [CycleFacts; WINDOW]> = HashMap::new();
+        for (customer, weeks) in store::insights::window_facts(tx, ids, start, window_end).await? {
+            let cycles = facts.entry(customer).or_default();
+            for (week, orders, value_fen, cartons, scarce_cartons) in weeks {
+                if let Some(slot) = week_index(start, week).and_then(|i| cycles.get_mut(i)) {
+                    slot.orders = slot.orders.saturating_add(orders);
+                    slot.value_fen = slot.value_fen.saturating_add(value_fen);
+                    slot.cartons = slot.cartons.saturating_add(cartons);
+                    slot.scarce_cartons = slot.scarce_cartons.saturating_add(scarce_cartons);
+                }
+            }
+        }
+        let classes: HashMap<String, String> = store::insights::classes(tx, ids).await?.into_iter().collect();
+        let surveys: HashMap<String, Vec<f64>> =
+            store::insights::survey_scores(tx, ids, now - Duration::days(365))
+                .await?
+                .into_iter()
+                .collect();
+        let cases: HashMap<String, (i64, i64, i64)> =
+            store::insights::case_counts(tx, ids, now - Duration::days(90), now - Duration::days(365))
+                .await?
+                .into_iter()
+                .map(|(id, complaints, callbacks, satisfied)| (id, (complaints, callbacks, satisfied)))
+                .collect();
+        for customer in &page {
+            let id = id_of(customer).to_string();
             let created = crate::store::time_of(&customer.create_time).unwrap_or(now);
             let opened_week = CycleId::of(created.with_timezone(&time_zone).date_naive()).monday();
             let cycles = facts.remove(&id).unwrap_or_default();
@@ -322,7 +326,7 @@ async fn gather(
                 .map(|i| start + Duration::weeks(i as i64));
             let since = opened_week.into_iter().chain(first_order).min().unwrap_or(start);
             let (complaints, callbacks, satisfied) = cases.get(&id).copied().unwrap_or_default();
-            let inputs = Inputs {
+            population.push(Inputs {
                 class: classes.get(&id).cloned().unwrap_or_default(),
                 tenure_days: (now.with_timezone(&time_zone).date_naive() - since)
                     .num_days()
@@ -333,16 +337,41 @@ async fn gather(
                 complaints_90d: u32::try_from(complaints).unwrap_or(u32::MAX),
                 callbacks: u32::try_from(callbacks).unwrap_or(u32::MAX),
                 callbacks_satisfied: u32::try_from(satisfied).unwrap_or(u32::MAX),
-                missing_fields: profile::missing_fields(&customer)
+                missing_fields: profile::missing_fields(customer)
                     .into_iter()
                     .map(String::from)
                     .collect(),
                 customer_id: id,
-            };
-            population.push(inputs);
+            });
         }
+        after = through;
+        pace.rest_after(began).await;
     }
     Ok(population)
+}
+
+/// A customer's id from its resource name.
+fn id_of(customer: &Customer) -> &str {
+    customer.name.strip_prefix("customers/").unwrap_or_default()
+}
+
+/// How the refresh, a pass over the whole network, shares the machine with the calls
+/// served meanwhile: it reads and writes `page` customers at a time and rests after
+/// each page for `rest` times as long as the page took (the service's CPU and
+/// PostgreSQL's together, as the page waited for both), so it takes at most
+/// 1/(1 + rest) of the time it spans (`customers.insights_refresh_page`, `_rest`).
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub page: usize,
+    pub rest: u32,
+}
+
+impl Pace {
+    async fn rest_after(self, began: Instant) {
+        if self.rest > 0 {
+            tokio::time::sleep(began.elapsed() * self.rest).await;
+        }
+    }
 }
 
 /// Index in the window of the cycle starting on `week` (None before the window).

@@ -96,18 +96,27 @@ pub async fn import(tx: &mut PgConnection, facts: &[OrderFact]) -> Result<u64, S
     Ok(done.rows_affected())
 }
 
+/// The customers whose ids sort after `after` and up to `through` (the collation of
+/// `ORDER BY id`): the refresh reads the network a page of customers at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct IdRange<'a> {
+    pub after: &'a str,
+    pub through: &'a str,
+}
+
 /// One recorded fact of a customer's confirmed orders in a cycle of the window
 /// (Mondays `from` to `to`, inclusive): (week start, orders, value, cartons, scarce
 /// cartons).
 pub type WeekRow = (NaiveDate, i64, i64, i64, i64);
 
-/// Every customer's facts in the window, as (customer id, facts). A week may appear
+/// The facts in the window of the customers of `ids`, as (customer id, facts). A week may appear
 /// more than once (every order, and every imported week of history, is a fact):
 /// the caller adds them up. Summing per week here cost PostgreSQL three times the
 /// single grouping (sums of `bigint` go through `numeric`), in the refresh that runs
 /// once a minute while orders come in.
 pub async fn window_facts(
     conn: &mut PgConnection,
+    ids: IdRange<'_>,
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<(String, Vec<WeekRow>)>, ServiceError> {
@@ -115,9 +124,12 @@ pub async fn window_facts(
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT customer_id, array_agg(week_start), array_agg(orders::bigint), array_agg(value_fen), \
                 array_agg(cartons), array_agg(scarce_cartons) \
-         FROM order_facts WHERE NOT cancelled AND week_start BETWEEN $1 AND $2 \
+         FROM order_facts WHERE customer_id > $1 AND customer_id <= $2 \
+              AND NOT cancelled AND week_start BETWEEN $3 AND $4 \
          GROUP BY customer_id",
     )
+    .bind(ids.after)
+    .bind(ids.through)
     .bind(from)
     .bind(to)
     .fetch_all(conn)
@@ -138,33 +150,44 @@ pub async fn window_facts(
         .collect())
 }
 
-/// Each classified customer's accreditation class.
-pub async fn classes(conn: &mut PgConnection) -> Result<Vec<(String, String)>, ServiceError> {
-    Ok(
-        sqlx::query_as("SELECT customer_id, class FROM customer_standings WHERE class <> ''")
-            .fetch_all(conn)
-            .await?,
+/// The accreditation class of each classified customer of `ids`.
+pub async fn classes(
+    conn: &mut PgConnection,
+    ids: IdRange<'_>,
+) -> Result<Vec<(String, String)>, ServiceError> {
+    Ok(sqlx::query_as(
+        "SELECT customer_id, class FROM customer_standings \
+         WHERE customer_id > $1 AND customer_id <= $2 AND class <> ''",
     )
+    .bind(ids.after)
+    .bind(ids.through)
+    .fetch_all(conn)
+    .await?)
 }
 
-/// Survey scores since `since`, per customer.
+/// Survey scores since `since`, per customer of `ids`.
 pub async fn survey_scores(
     conn: &mut PgConnection,
+    ids: IdRange<'_>,
     since: DateTime<Utc>,
 ) -> Result<Vec<(String, Vec<f64>)>, ServiceError> {
     Ok(sqlx::query_as(
-        "SELECT customer_id, array_agg(score ORDER BY time) FROM surveys WHERE time >= $1 \
+        "SELECT customer_id, array_agg(score ORDER BY time) FROM surveys \
+         WHERE customer_id > $1 AND customer_id <= $2 AND time >= $3 \
          GROUP BY customer_id",
     )
+    .bind(ids.after)
+    .bind(ids.through)
     .bind(since)
     .fetch_all(conn)
     .await?)
 }
 
-/// Per customer: cases opened since `complaints_since`, callbacks since
+/// Per customer of `ids`: cases opened since `complaints_since`, callbacks since
 /// `callbacks_since`, and how many of those were satisfied.
 pub async fn case_counts(
     conn: &mut PgConnection,
+    ids: IdRange<'_>,
     complaints_since: DateTime<Utc>,
     callbacks_since: DateTime<Utc>,
 ) -> Result<Vec<(String, i64, i64, i64)>, ServiceError> {
@@ -173,10 +196,14 @@ pub async fn case_counts(
                 count(*) FILTER (WHERE open_time >= $1), \
                 count(*) FILTER (WHERE callback_time >= $2), \
                 count(*) FILTER (WHERE callback_time >= $2 AND callback_satisfied) \
-         FROM cases WHERE open_time >= $1 OR callback_time >= $2 GROUP BY customer_id",
+         FROM cases WHERE customer_id > $3 AND customer_id <= $4 \
+              AND (open_time >= $1 OR callback_time >= $2) \
+         GROUP BY customer_id",
     )
     .bind(complaints_since)
     .bind(callbacks_since)
+    .bind(ids.after)
+    .bind(ids.through)
     .fetch_all(conn)
     .await?)
 }
