@@ -237,7 +237,13 @@ pub async fn refresh_insights(
         return Ok(0);
     }
     let start = window_start(window_end);
-    let population = gather(&mut tx, now, time_zone, start, window_end, pace).await?;
+    let period = Period {
+        now,
+        time_zone,
+        start,
+        window_end,
+    };
+    let population = gather(&mut tx, period, pace).await?;
     let assessed = population.len();
     let rows = tokio::task::spawn_blocking(move || {
         let results = insights::assess(&population);
@@ -269,52 +275,84 @@ pub async fn refresh_insights(
     Ok(assessed)
 }
 
-/// Reads every customer's inputs (profile, class, window facts, surveys and cases),
-/// a page of customers at a time, resting after each page ([`Pace`]).
-async fn gather(
-    tx: &mut sqlx::PgConnection,
+/// What one refresh assesses against: its time, the business time zone and the
+/// window's first and last cycle (Mondays).
+#[derive(Debug, Clone, Copy)]
+struct Period {
     now: DateTime<Utc>,
     time_zone: chrono_tz::Tz,
     start: NaiveDate,
     window_end: NaiveDate,
+}
+
+/// Reads every customer's inputs, a page of customers at a time, resting after each
+/// page ([`Pace`]).
+async fn gather(
+    tx: &mut sqlx::PgConnection,
+    period: Period,
     pace: Pace,
 ) -> Result<Vec<Inputs>, ServiceError> {
+    let limit = i64::try_from(pace.page.max(1)).unwrap_or(i64::MAX);
     let mut population = Vec::new();
     let mut after = String::new();
     loop {
         let began = Instant::now();
-        let page = store::page_after(tx, &after, i64::try_from(pace.page.max(1)).unwrap_or(i64::MAX)).await?;
+        let page = store::page_after(tx, &after, limit).await?;
         let Some(last) = page.last() else { break };
         let through = id_of(last).to_string();
         let ids = IdRange {
             after: &after,
             through: &through,
         };
-        let mut facts: HashMap<String, [CycleFacts; WINDOW]> = HashMap::new();
-        for (customer, weeks) in store::insights::window_facts(tx, ids, start, window_end).await? {
-            let cycles = facts.entry(customer).or_default();
-            for (week, orders, value_fen, cartons, scarce_cartons) in weeks {
-                if let Some(slot) = week_index(start, week).and_then(|i| cycles.get_mut(i)) {
-                    slot.orders = slot.orders.saturating_add(orders);
-                    slot.value_fen = slot.value_fen.saturating_add(value_fen);
-                    slot.cartons = slot.cartons.saturating_add(cartons);
-                    slot.scarce_cartons = slot.scarce_cartons.saturating_add(scarce_cartons);
-                }
+        population.extend(page_inputs(tx, &page, ids, period).await?);
+        after = through;
+        pace.rest_after(began).await;
+    }
+    Ok(population)
+}
+
+/// The inputs of the customers of one page (their ids are `ids`): profile, class,
+/// window facts, surveys and cases.
+async fn page_inputs(
+    tx: &mut sqlx::PgConnection,
+    page: &[Customer],
+    ids: IdRange<'_>,
+    period: Period,
+) -> Result<Vec<Inputs>, ServiceError> {
+    let Period {
+        now,
+        time_zone,
+        start,
+        window_end,
+    } = period;
+    let mut facts: HashMap<String, [CycleFacts; WINDOW]> = HashMap::new();
+    for (customer, weeks) in store::insights::window_facts(tx, ids, start, window_end).await? {
+        let cycles = facts.entry(customer).or_default();
+        for (week, orders, value_fen, cartons, scarce_cartons) in weeks {
+            if let Some(slot) = week_index(start, week).and_then(|i| cycles.get_mut(i)) {
+                slot.orders = slot.orders.saturating_add(orders);
+                slot.value_fen = slot.value_fen.saturating_add(value_fen);
+                slot.cartons = slot.cartons.saturating_add(cartons);
+                slot.scarce_cartons = slot.scarce_cartons.saturating_add(scarce_cartons);
             }
         }
-        let classes: HashMap<String, String> = store::insights::classes(tx, ids).await?.into_iter().collect();
-        let surveys: HashMap<String, Vec<f64>> =
-            store::insights::survey_scores(tx, ids, now - Duration::days(365))
-                .await?
-                .into_iter()
-                .collect();
-        let cases: HashMap<String, (i64, i64, i64)> =
-            store::insights::case_counts(tx, ids, now - Duration::days(90), now - Duration::days(365))
-                .await?
-                .into_iter()
-                .map(|(id, complaints, callbacks, satisfied)| (id, (complaints, callbacks, satisfied)))
-                .collect();
-        for customer in &page {
+    }
+    let classes: HashMap<String, String> = store::insights::classes(tx, ids).await?.into_iter().collect();
+    let surveys: HashMap<String, Vec<f64>> =
+        store::insights::survey_scores(tx, ids, now - Duration::days(365))
+            .await?
+            .into_iter()
+            .collect();
+    let cases: HashMap<String, (i64, i64, i64)> =
+        store::insights::case_counts(tx, ids, now - Duration::days(90), now - Duration::days(365))
+            .await?
+            .into_iter()
+            .map(|(id, complaints, callbacks, satisfied)| (id, (complaints, callbacks, satisfied)))
+            .collect();
+    let today = now.with_timezone(&time_zone).date_naive();
+    Ok(page
+        .iter()
+        .map(|customer| {
             let id = id_of(customer).to_string();
             let created = crate::store::time_of(&customer.create_time).unwrap_or(now);
             let opened_week = CycleId::of(created.with_timezone(&time_zone).date_naive()).monday();
@@ -326,11 +364,9 @@ async fn gather(
                 .map(|i| start + Duration::weeks(i as i64));
             let since = opened_week.into_iter().chain(first_order).min().unwrap_or(start);
             let (complaints, callbacks, satisfied) = cases.get(&id).copied().unwrap_or_default();
-            population.push(Inputs {
+            Inputs {
                 class: classes.get(&id).cloned().unwrap_or_default(),
-                tenure_days: (now.with_timezone(&time_zone).date_naive() - since)
-                    .num_days()
-                    .max(0),
+                tenure_days: (today - since).num_days().max(0),
                 opened_index: opened_week.and_then(|w| week_index(start, w)).unwrap_or(0),
                 cycles,
                 survey_scores: surveys.get(&id).cloned().unwrap_or_default(),
@@ -342,12 +378,9 @@ async fn gather(
                     .map(String::from)
                     .collect(),
                 customer_id: id,
-            });
-        }
-        after = through;
-        pace.rest_after(began).await;
-    }
-    Ok(population)
+            }
+        })
+        .collect())
 }
 
 /// A customer's id from its resource name.
