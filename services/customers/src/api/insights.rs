@@ -214,10 +214,12 @@ pub async fn refresh_insights(
     recently_ran: bool,
     pace: Pace,
 ) -> Result<usize, ServiceError> {
+    // READ COMMITTED: the paced run spans seconds (minutes on 100,000 retailers), and
+    // a snapshot held that long would keep PostgreSQL from pruning the dead versions
+    // of the rows every order updates. Reading page by page on fresh snapshots may see
+    // part of a change that commits meanwhile; that change moved the input counter, so
+    // the next run (or the one that follows a run triggered by a change) takes it whole.
     let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        .execute(&mut *tx)
-        .await?;
     let Some(state) = store::insights::lock_state(&mut tx).await? else {
         return Ok(0);
     };
