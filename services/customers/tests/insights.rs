@@ -300,9 +300,13 @@ async fn surveys_and_complaints_move_satisfaction() {
         })
         .await
         .expect("case");
-    // Surveys 100 (weight 0.5), one complaint 75 (weight 0.3), no callbacks yet.
+    // Surveys 100 (weight 0.5), one complaint 75 (weight 0.3), no callbacks yet. A
+    // refresh may land between the two calls and show the survey alone first.
     let after = insights_when(&admin, "r-mid", |i| {
-        i.satisfaction.as_ref().is_some_and(|s| s.factors.len() == 2)
+        i.satisfaction.as_ref().is_some_and(|s| {
+            let factor = |name: &str| s.factors.iter().find(|f| f.name == name).map(|f| f.value);
+            s.factors.len() == 2 && factor("surveys").is_some() && factor("complaints") == Some(75.0)
+        })
     })
     .await;
     let satisfaction = after.satisfaction.expect("satisfaction");
