@@ -194,7 +194,14 @@ async fn a_published_route_is_driven_with_proof_and_a_failure_is_rescheduled() {
     let plan = plan_and_publish(&mut dispatcher).await;
     assert!(plan.unassigned.is_empty(), "{:?}", plan.unassigned);
     assert_feasible(&plan);
-    let route = plan.routes[0].clone();
+    // Six stops on two vans: one van has at least three, however the search split
+    // them in its time budget (on a loaded machine it may load one van with five).
+    let route = plan
+        .routes
+        .iter()
+        .max_by_key(|r| r.stops.len())
+        .cloned()
+        .expect("a route");
     assert!(route.stops.len() >= 3, "{route:?}");
     let first = &route.stops[0];
     assert_eq!(first.status, StopStatus::Pending as i32);
