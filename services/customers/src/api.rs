@@ -104,7 +104,7 @@ impl CustomersApi {
             let mut read: std::collections::HashMap<String, Customer> = store::get_many(&self.pool, &missing)
                 .await?
                 .into_iter()
-                .filter_map(|c| Some((c.name.strip_prefix("customers/")?.to_string(), c)))
+                .map(|c| (profile::id_of(&c).to_string(), c))
                 .collect();
             for (id, customer) in &read {
                 self.cache.put(ticket, id, customer.clone());

@@ -92,10 +92,10 @@ pub async fn serve_with_clock(
         .parse()
         .unwrap_or(chrono_tz::Asia::Shanghai);
     let spacing = Duration::from_millis(settings.customers.insights_refresh_ms.max(10));
-    let pace = api::Pace {
-        page: settings.customers.insights_refresh_page,
-        rest: settings.customers.insights_refresh_rest,
-    };
+    let pace = api::Pace::new(
+        settings.customers.insights_refresh_page,
+        settings.customers.insights_refresh_rest,
+    );
     let last_run: Arc<Mutex<Option<Instant>>> = Arc::default();
     server::spawn_periodic(
         "customer insights refreshed",
@@ -110,7 +110,7 @@ pub async fn serve_with_clock(
             async move {
                 let assessed = api::refresh_insights(&pool, now, time_zone, recently, pace).await?;
                 if assessed > 0 {
-                    // The whole network's histories were in memory: give it back.
+                    // The whole network's inputs were in memory: give them back.
                     distnet_platform::memory::release_free_memory();
                     if let Ok(mut last) = last_run.lock() {
                         *last = Some(Instant::now());

@@ -6,9 +6,10 @@
 //! a reply, HTTP/2 frames), and glibc's arenas made `malloc`/`free` about a fifth of
 //! a cached read's CPU (BENCHMARKS.md, "Fixes made from these measurements").
 //!
-//! The network-wide insights refresh reads every retailer's history at once; the
-//! allocator keeps freed pages for reuse, so a service that ran one such batch would
-//! stay well above its steady state. [`release_free_memory`] returns them.
+//! The network-wide insights refresh holds every retailer's inputs until it has
+//! assessed them all; the allocator keeps freed pages for reuse, so a service that ran
+//! one such batch would stay well above its steady state. [`release_free_memory`]
+//! returns them.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

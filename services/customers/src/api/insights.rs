@@ -257,7 +257,7 @@ pub async fn refresh_insights(
     })
     .await
     .map_err(ServiceError::internal)?;
-    for step in rows.chunks(pace.page.max(1)) {
+    for step in rows.chunks(pace.page) {
         let began = Instant::now();
         store::insights::write(&mut tx, step, now).await?;
         pace.rest_after(began).await;
@@ -294,14 +294,14 @@ async fn gather(
     period: Period,
     pace: Pace,
 ) -> Result<Vec<Inputs>, ServiceError> {
-    let limit = i64::try_from(pace.page.max(1)).unwrap_or(i64::MAX);
+    let limit = i64::try_from(pace.page).unwrap_or(i64::MAX);
     let mut population = Vec::new();
     let mut after = String::new();
     loop {
         let began = Instant::now();
         let page = store::page_after(tx, &after, limit).await?;
         let Some(last) = page.last() else { break };
-        let through = id_of(last).to_string();
+        let through = profile::id_of(last).to_string();
         let ids = IdRange {
             after: &after,
             through: &through,
@@ -355,7 +355,7 @@ async fn page_inputs(
     Ok(page
         .iter()
         .map(|customer| {
-            let id = id_of(customer).to_string();
+            let id = profile::id_of(customer).to_string();
             let created = crate::store::time_of(&customer.create_time).unwrap_or(now);
             let opened_week = CycleId::of(created.with_timezone(&time_zone).date_naive()).monday();
             let cycles = facts.remove(&id).unwrap_or_default();
@@ -385,11 +385,6 @@ async fn page_inputs(
         .collect())
 }
 
-/// A customer's id from its resource name.
-fn id_of(customer: &Customer) -> &str {
-    customer.name.strip_prefix("customers/").unwrap_or_default()
-}
-
 /// How the refresh, a pass over the whole network, shares the machine with the calls
 /// served meanwhile: it reads and writes `page` customers at a time and rests after
 /// each page for `rest` times as long as the page took (the service's CPU and
@@ -397,11 +392,19 @@ fn id_of(customer: &Customer) -> &str {
 /// 1/(1 + rest) of the time it spans (`customers.insights_refresh_page`, `_rest`).
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {
-    pub page: usize,
-    pub rest: u32,
+    page: usize,
+    rest: u32,
 }
 
 impl Pace {
+    /// `page` customers a step (at least one), resting `rest` times a step's time.
+    pub fn new(page: usize, rest: u32) -> Self {
+        Self {
+            page: page.max(1),
+            rest,
+        }
+    }
+
     async fn rest_after(self, began: Instant) {
         if self.rest > 0 {
             tokio::time::sleep(began.elapsed() * self.rest).await;

@@ -217,6 +217,11 @@ pub fn missing_fields(customer: &Customer) -> Vec<&'static str> {
     .collect()
 }
 
+/// A customer's id, from its resource name (`customers/{id}`).
+pub fn id_of(customer: &Customer) -> &str {
+    customer.name.strip_prefix("customers/").unwrap_or_default()
+}
+
 /// The etag of a stored version.
 pub fn etag(version: i64) -> String {
     format!("v{version}")
