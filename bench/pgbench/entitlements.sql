@@ -1,4 +1,5 @@
--- GetEntitlements: what the allocation handler runs (services/allocation/src/api/orders.rs
+-- GetEntitlements on a cache miss (entitlements_live.sql is the usual, cached case):
+-- what the allocation handler runs (services/allocation/src/api/entitlements.rs
 -- `get_entitlements`): the retailer's replica row by primary key (`retailer_in_scope`),
 -- then its entitlements of the cycle (store/runs.rs `entitlements`: committed
 -- allocations, the snapshot tier, tier quota, dynamic-balance adjustment, consumption

@@ -2,6 +2,8 @@
 //! `domain/` → store → reply. Orders go out as `OrderConfirmed` / `OrderCancelled`
 //! in the same transaction as their effects.
 
+use std::sync::Arc;
+
 use distnet_platform::auth::Caller;
 use distnet_platform::clock::SharedClock;
 use distnet_platform::events::Outbox;
@@ -20,21 +22,35 @@ pub const DOMAIN: &str = "allocation.distnet";
 
 mod access_rules;
 mod catalog;
+mod entitlements;
 mod orders;
 mod report;
 mod runs;
 
 pub use access_rules::ACCESS;
+pub use entitlements::{CHANGES_CHANNEL as ENTITLEMENT_CHANGES, EntitlementCache};
 
 pub struct AllocationApi {
     pool: PgPool,
     outbox: Outbox,
     clock: SharedClock,
+    /// `GetEntitlements`' make-up of each retailer's entitlements.
+    entitlements: Arc<EntitlementCache>,
 }
 
 impl AllocationApi {
-    pub fn new(pool: PgPool, outbox: Outbox, clock: SharedClock) -> Self {
-        Self { pool, outbox, clock }
+    pub fn new(
+        pool: PgPool,
+        outbox: Outbox,
+        clock: SharedClock,
+        entitlements: Arc<EntitlementCache>,
+    ) -> Self {
+        Self {
+            pool,
+            outbox,
+            clock,
+            entitlements,
+        }
     }
 }
 
@@ -106,15 +122,26 @@ pub(crate) fn in_scope(
     customer_id: &str,
     retailer: Option<store::Retailer>,
 ) -> Result<store::Retailer, ServiceError> {
-    let visible = |r: &store::Retailer| {
-        caller.sees_retailer(
-            &r.customer_id,
-            &r.area_id,
-            Some(r.owner_id.as_str()).filter(|o| !o.is_empty()),
-        )
-    };
+    check_scope(caller, customer_id, retailer.as_ref())?;
+    retailer.ok_or_else(|| ServiceError::internal("a retailer in scope without its row"))
+}
+
+/// [`in_scope`] without taking the row.
+pub(crate) fn check_scope(
+    caller: &Caller,
+    customer_id: &str,
+    retailer: Option<&store::Retailer>,
+) -> Result<(), ServiceError> {
     match retailer {
-        Some(r) if visible(&r) => Ok(r),
+        Some(r)
+            if caller.sees_retailer(
+                &r.customer_id,
+                &r.area_id,
+                Some(r.owner_id.as_str()).filter(|o| !o.is_empty()),
+            ) =>
+        {
+            Ok(())
+        }
         Some(_) => Err(ServiceError::permission_denied(format!(
             "customers/{customer_id} is outside your scope"
         ))),

@@ -6,6 +6,7 @@ pub mod domain;
 mod events;
 mod store;
 
+use distnet_platform::cache;
 use distnet_platform::clock::{self, SharedClock};
 use distnet_platform::events::{EventInbox, Outbox, Relay};
 use distnet_platform::server::{self, ServeSpec, ServerHandle, Shutdown};
@@ -61,7 +62,15 @@ pub async fn serve_with_clock(
         spawn_utilization_gauge(settings, pool.clone(), clock.clone(), shutdown.clone());
     }
 
-    let api = api::AllocationApi::new(pool.clone(), outbox, clock);
+    // Each retailer's entitlements' make-up, evicted by every committed change of it.
+    let entitlements = api::EntitlementCache::new(settings.allocation.entitlements_cache_entries);
+    cache::listen(
+        pool.clone(),
+        api::ENTITLEMENT_CHANGES,
+        entitlements.bases(),
+        shutdown.subscribe(),
+    );
+    let api = api::AllocationApi::new(pool.clone(), outbox, clock, entitlements);
     let inbox = EventInbox::new(pool, events::Consumer, api::DOMAIN);
     let limit = settings.server.max_message_bytes;
     let routes = Routes::new(

@@ -512,3 +512,166 @@ async fn cash_collected_on_delivery_lowers_the_credit_exposure() {
         .expect("the cash paid the exposure off");
     service.stop().await;
 }
+
+/// `GetEntitlements` through `client`: the only entitlement of `customer` (one scarce
+/// product in the cycle), or the refusal.
+async fn entitlement_of(client: &mut Client, customer: &str) -> Result<Entitlement, tonic::Status> {
+    let mut entitlements = client
+        .get_entitlements(GetEntitlementsRequest {
+            customer: format!("customers/{customer}"),
+            cycle: CYCLE.into(),
+        })
+        .await?
+        .into_inner()
+        .entitlements;
+    assert_eq!(entitlements.len(), 1, "{entitlements:?}");
+    Ok(entitlements.remove(0))
+}
+
+/// Polls `read` until `done` holds of its answer, for up to 10 s; returns the answer.
+async fn eventually<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
+    mut read: impl FnMut() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let answer = read().await;
+        if done(&answer) || tokio::time::Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entitlements_follow_commits_orders_and_replica_changes_on_every_replica() {
+    // Two replicas on one database: each caches the entitlements' make-up it reads.
+    let db = migrated_db().await;
+    let settings = distnet_testkit::settings(&db.url);
+    let one = TestService::start_with(&settings).await;
+    let two = TestService::start_with(&settings).await;
+    one.know(&[Retailer::new("r-01", 3), Retailer::new("r-02", 1)])
+        .await;
+    let mut planner = one.planner();
+    scarce_product(
+        &mut planner,
+        "zhonghua",
+        130,
+        100,
+        tier_quota(1, 3, Some(6), Some(2)),
+    )
+    .await;
+    let first = commit(&mut planner, &["zhonghua"]).await.remove(0);
+    let tier_3 = |a: &Allocation| a.tiers.iter().find(|t| t.tier == 3).map(|t| t.quota);
+    let mut agent_one = one.agent(&["area-01"]);
+    let mut agent_two = two.agent(&["area-01"]);
+    for agent in [&mut agent_one, &mut agent_two] {
+        for _ in 0..2 {
+            let e = entitlement_of(agent, "r-01").await.expect("entitlement");
+            assert_eq!(e.allocation, first.name);
+            assert_eq!((e.tier, Some(e.quota), e.consumed), (3, tier_3(&first), 0));
+            assert_eq!(e.supply_remaining, 30);
+        }
+    }
+
+    // Served from memory: a change that notifies nobody (triggers off) is not seen until
+    // a notification comes.
+    {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+        sqlx::raw_sql(
+            "BEGIN; SET LOCAL session_replication_role = replica; \
+             UPDATE allocation.allocation_tiers SET quota = quota + 100 WHERE tier = 3; COMMIT",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("quietly changed");
+        let e = entitlement_of(&mut agent_one, "r-01").await.expect("entitlement");
+        assert_eq!(Some(e.quota), tier_3(&first), "cached");
+        sqlx::query("SELECT pg_notify('allocation_entitlements', '*')")
+            .execute(&mut conn)
+            .await
+            .expect("notified");
+        let e = eventually(
+            || {
+                let mut agent = agent_one.clone();
+                async move { entitlement_of(&mut agent, "r-01").await.expect("entitlement") }
+            },
+            |e| Some(e.quota) != tier_3(&first),
+        )
+        .await;
+        assert_eq!(Some(e.quota - 100), tier_3(&first), "'*' empties the cache");
+    }
+
+    // A new commit (less supply): the replica that made it answers from it at once, the
+    // other as soon as the notification reaches it.
+    planner
+        .set_supply(SetSupplyRequest {
+            request_id: rid(),
+            product: "products/zhonghua".into(),
+            cycle: CYCLE.into(),
+            quantity: 106,
+            holdback: 100,
+            target: 0,
+        })
+        .await
+        .expect("less supply");
+    let second = commit(&mut planner, &["zhonghua"]).await.remove(0);
+    assert_ne!(second.name, first.name);
+    assert_ne!(tier_3(&second), tier_3(&first), "{second:?}");
+    let e = entitlement_of(&mut agent_one, "r-01").await.expect("entitlement");
+    assert_eq!(
+        (e.allocation.as_str(), Some(e.quota)),
+        (second.name.as_str(), tier_3(&second))
+    );
+    let e = eventually(
+        || {
+            let mut agent = agent_two.clone();
+            async move { entitlement_of(&mut agent, "r-01").await.expect("entitlement") }
+        },
+        |e| e.allocation == second.name,
+    )
+    .await;
+    assert_eq!(
+        (e.allocation.as_str(), Some(e.quota)),
+        (second.name.as_str(), tier_3(&second))
+    );
+    assert_eq!(e.supply_remaining, 6);
+
+    // An order on one replica shows on the other's very next read: consumption and
+    // supply are never cached.
+    one.clock.set(during_window());
+    two.clock.set(during_window());
+    agent_two
+        .place_order(order("r-01", &[("zhonghua", 1)]))
+        .await
+        .expect("placed");
+    let e = entitlement_of(&mut agent_one, "r-01").await.expect("entitlement");
+    assert_eq!((e.consumed, e.supply_remaining), (1, 5));
+    assert_eq!(e.remaining, e.quota - 1);
+
+    // The retailer moves to area-02: agents of area-01 lose it on both replicas.
+    one.know(&[Retailer {
+        area: "area-02".into(),
+        ..Retailer::new("r-01", 3)
+    }])
+    .await;
+    for agent in [&agent_one, &agent_two] {
+        let refused = eventually(
+            || {
+                let mut agent = agent.clone();
+                async move { entitlement_of(&mut agent, "r-01").await }
+            },
+            Result::is_err,
+        )
+        .await
+        .expect_err("out of scope");
+        assert_eq!(refused.code(), Code::PermissionDenied);
+    }
+    let e = entitlement_of(&mut two.agent(&["area-02"]), "r-01")
+        .await
+        .expect("the new area's agent sees it");
+    assert_eq!((e.consumed, e.allocation.as_str()), (1, second.name.as_str()));
+    one.stop().await;
+    two.stop().await;
+}

@@ -107,6 +107,7 @@ const MIXED: &[(Rpc, u32)] = &[
 const POINT_SELECT: &str = include_str!("../../../bench/pgbench/point_select.sql");
 const LIST_PAGE: &str = include_str!("../../../bench/pgbench/list_page.sql");
 const ENTITLEMENTS: &str = include_str!("../../../bench/pgbench/entitlements.sql");
+const ENTITLEMENTS_LIVE: &str = include_str!("../../../bench/pgbench/entitlements_live.sql");
 const PLACE_ORDER: &str = include_str!("../../../bench/pgbench/place_order.sql");
 const ORDER_GUARD: &str = include_str!("../../../bench/pgbench/order_guard.sql");
 const ORDER_GUARD_SETUP: &str = include_str!("../../../bench/pgbench/order_guard_setup.sql");
@@ -130,6 +131,7 @@ pub const SCRIPTS: &[(&str, &str, Option<&str>)] = &[
     ("point_select.sql", POINT_SELECT, None),
     ("list_page.sql", LIST_PAGE, None),
     ("entitlements.sql", ENTITLEMENTS, None),
+    ("entitlements_live.sql", ENTITLEMENTS_LIVE, None),
     ("place_order.sql", PLACE_ORDER, None),
     ("order_guard.sql", ORDER_GUARD, Some(ORDER_GUARD_SETUP)),
 ];

@@ -204,6 +204,7 @@ async fn pgbench_scripts_run(pgbench: &std::path::Path, db_url: &str) {
         "point_select.sql",
         "list_page.sql",
         "entitlements.sql",
+        "entitlements_live.sql",
         "place_order.sql",
         "order_guard.sql",
     ] {

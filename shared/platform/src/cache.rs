@@ -3,6 +3,9 @@
 //! replica's listener evicts it, and the replica that made the change evicts it
 //! itself right after its commit (so a caller reads its own writes at once).
 //!
+//! A notification whose payload is [`EVERYTHING`] (`*`) empties the cache: for changes
+//! that touch every cached value at once.
+//!
 //! A read that raced a change never fills the cache: [`Cache::ticket`] is taken
 //! before the database read, and [`Cache::put`] stores only if no eviction happened
 //! since. While the listener is disconnected notifications may be lost, so the cache
@@ -19,6 +22,9 @@ use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
 const SHARDS: usize = 16;
+
+/// The payload that evicts every key.
+pub const EVERYTHING: &str = "*";
 
 /// Up to `capacity` values by id, in 16 independently locked shards.
 pub struct Cache<V> {
@@ -128,7 +134,7 @@ impl<V: Clone> Cache<V> {
 }
 
 /// Keeps `cache` in step with the notifications on `channel` (payload: the changed
-/// row's id) until `shutdown`; reconnects after a lost connection, with the cache
+/// row's id, or [`EVERYTHING`]) until `shutdown`; reconnects after a lost connection, with the cache
 /// bypassed meanwhile. A cache of capacity 0 needs no listener.
 pub fn listen<V: Clone + Send + 'static>(
     pool: PgPool,
@@ -155,7 +161,10 @@ pub fn listen<V: Clone + Send + 'static>(
                     loop {
                         tokio::select! {
                             received = listener.try_recv() => match received {
-                                Ok(Some(notification)) => cache.evict(notification.payload()),
+                                Ok(Some(notification)) => match notification.payload() {
+                                    EVERYTHING => cache.clear(),
+                                    key => cache.evict(key),
+                                },
                                 // Lost: what changed meanwhile is unknown.
                                 Ok(None) | Err(_) => break,
                             },

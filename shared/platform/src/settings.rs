@@ -43,6 +43,26 @@ pub struct Settings {
     pub services: ServicesSettings,
     pub accreditation: AccreditationSettings,
     pub customers: CustomersSettings,
+    pub allocation: AllocationSettings,
+}
+
+/// The allocation service.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AllocationSettings {
+    /// Retailers whose entitlements' make-up (replica row, allocations, snapshot tier,
+    /// quotas) `GetEntitlements` keeps in memory, about 200 bytes plus 12 per product
+    /// allocated in the cycle each; consumption and supply are read on every call.
+    /// 0 turns it off.
+    pub entitlements_cache_entries: usize,
+}
+
+impl Default for AllocationSettings {
+    fn default() -> Self {
+        Self {
+            entitlements_cache_entries: 20_000,
+        }
+    }
 }
 
 /// Customer relationship rules (DOMAIN.md "Customer relationship").

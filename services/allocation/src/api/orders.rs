@@ -1,5 +1,6 @@
-//! Entitlements and orders: the call center's live view of what a retailer may
-//! still order, and the one transaction that takes an order without overselling.
+//! Orders: the one transaction that takes an order without overselling, its
+//! cancellation, and reading orders back. What a retailer may still order is in
+//! `entitlements.rs`.
 
 use std::collections::BTreeSet;
 
@@ -50,36 +51,6 @@ fn refusal(violations: Vec<(String, String, String)>) -> ServiceError {
 }
 
 impl AllocationApi {
-    pub(super) async fn get_entitlements(
-        &self,
-        caller: Caller,
-        message: GetEntitlementsRequest,
-    ) -> Result<Entitlements, ServiceError> {
-        let customer = customer_id(&message.customer, "customer")?;
-        let cycle = cycle_id(&message.cycle, "cycle")?;
-        caller.require(access::ORDER_READERS)?;
-        let mut conn = self.pool.acquire().await?;
-        let (retailer, rows) = runs::retailer_entitlements(&mut conn, customer, &cycle.to_string()).await?;
-        in_scope(&caller, customer, retailer)?;
-        Ok(Entitlements {
-            customer: message.customer.clone(),
-            cycle: format!("cycles/{cycle}"),
-            entitlements: rows
-                .into_iter()
-                .map(|e| Entitlement {
-                    product: format!("products/{}", e.sku),
-                    allocation: format!("allocations/{}", e.allocation_id),
-                    tier: e.tier,
-                    quota: e.quota,
-                    extra: e.extra,
-                    consumed: e.consumed,
-                    remaining: (e.quota + e.extra - e.consumed).max(0),
-                    supply_remaining: e.supply_remaining,
-                })
-                .collect(),
-        })
-    }
-
     /// DESIGN.md "Orders": one transaction — license active, window open, every scarce
     /// line within the retailer's remaining quota and the product's remaining supply,
     /// non-scarce lines within stock, credit; then reserve and confirm. The guards are

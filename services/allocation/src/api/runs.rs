@@ -320,6 +320,9 @@ impl AllocationApi {
         let reply = CommitAllocationResponse { allocations };
         key.complete(&mut tx, &reply).await?;
         tx.commit().await?;
+        // Every replica hears of it (NOTIFY); this one forgets at once, so that its
+        // caller reads the new entitlements.
+        self.entitlements.clear();
         tracing::info!(cycle = %cycle, products = reply.allocations.len(), snapshot = %snapshot.id, "allocation committed");
         Ok(reply)
     }

@@ -439,15 +439,78 @@ const ENTITLEMENT_JOINS: &str = "LEFT JOIN snapshot_retailers sr ON sr.snapshot_
 const PLUS_ONE: &str = "CASE WHEN t.extra_until IS NOT NULL AND sr.customer_id COLLATE \"C\" <= t.extra_until COLLATE \"C\" \
      THEN 1 ELSE 0 END";
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A retailer's entitlement of one product (what a refusal explains itself with).
+#[derive(Debug, Clone)]
 pub struct EntitlementRow {
-    pub allocation_id: String,
     pub sku: String,
     pub tier: i32,
     pub quota: i64,
     pub extra: i64,
     pub consumed: i64,
-    pub supply_remaining: i64,
+}
+
+/// One committed allocation of the cycle as it stands for one retailer: the quota its
+/// allocation entitles it to, and what its consumption row (when it has ordered the
+/// product; the quota was fixed at the first order) and the supply say now.
+#[derive(Debug, sqlx::FromRow)]
+struct EntitlementParts {
+    sku: String,
+    tier: i32,
+    entitled: i64,
+    #[sqlx(flatten)]
+    live: EntitlementLive,
+}
+
+/// The part of an entitlement that orders change: read on every call.
+#[derive(Debug, Default, sqlx::FromRow)]
+pub struct EntitlementLive {
+    /// The consumption row's quota; `None` until the retailer first orders the product.
+    pub consumption_quota: Option<i64>,
+    pub extra: i64,
+    pub consumed: i64,
+    /// `None`: the product has no supply row in the cycle (it is left out).
+    pub supply_remaining: Option<i64>,
+}
+
+impl EntitlementLive {
+    /// The quota: fixed in the consumption row at the first order, else what the
+    /// allocation entitles the retailer to now.
+    pub fn quota(&self, entitled: i64) -> i64 {
+        self.consumption_quota.unwrap_or(entitled)
+    }
+
+    /// The entitlement of `sku` at `tier` with the `entitled` quota, as it stands
+    /// now; `None` without a supply row (as `GetEntitlements` leaves it out).
+    fn entitlement(self, sku: String, tier: i32, entitled: i64) -> Option<EntitlementRow> {
+        self.supply_remaining?;
+        Some(EntitlementRow {
+            sku,
+            tier,
+            quota: self.quota(entitled),
+            extra: self.extra,
+            consumed: self.consumed,
+        })
+    }
+}
+
+/// A cycle's committed allocations: (allocation id, sku), in sku order.
+pub type Products = std::sync::Arc<[(String, String)]>;
+
+/// What a retailer's entitlements in a cycle are made of apart from its consumption
+/// and the supply: its replica row and, for each committed allocation, its snapshot
+/// tier and the quota the allocation entitles it to. Orders change none of it;
+/// commits, adjustments and replica updates do (they notify, see the migration
+/// `20261204000001_entitlement_changes.sql`), so `GetEntitlements` caches it.
+#[derive(Debug)]
+pub struct EntitlementBase {
+    pub cycle_id: String,
+    /// `None`: not known here.
+    pub retailer: Option<super::Retailer>,
+    /// The cycle's committed allocations in sku order; the same for every retailer of
+    /// the cycle, so shared between cache entries.
+    pub products: Products,
+    /// For each of `products`: the retailer's tier and entitled quota.
+    pub quotas: Vec<(i32, i64)>,
 }
 
 /// Per product of the cycle: the retailer's quota, extra and consumption. The
@@ -457,22 +520,27 @@ pub async fn entitlements(
     customer_id: &str,
     cycle_id: &str,
 ) -> Result<Vec<EntitlementRow>, ServiceError> {
-    Ok(sqlx::query_as(&ENTITLEMENTS_SQL)
+    let rows: Vec<EntitlementParts> = sqlx::query_as(&ENTITLEMENTS_SQL)
         .bind(customer_id)
         .bind(cycle_id)
         .fetch_all(&mut *conn)
-        .await?)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| r.live.entitlement(r.sku, r.tier, r.entitled))
+        .collect())
 }
 
-/// The retailer's entitlements (`$1`) in the cycle (`$2`), in sku order.
+/// The retailer's (`$1`) committed allocations in the cycle (`$2`), in sku order, with
+/// the quota each entitles it to and its consumption and supply.
 static ENTITLEMENTS_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT a.allocation_id, a.sku, coalesce(sr.tier, 0) AS tier, \
-         coalesce(c.quota, {quota}) AS quota, coalesce(c.extra, 0) AS extra, coalesce(c.consumed, 0) AS consumed, \
+        "SELECT a.allocation_id, a.sku, coalesce(sr.tier, 0) AS tier, {quota} AS entitled, \
+         c.quota AS consumption_quota, coalesce(c.extra, 0) AS extra, coalesce(c.consumed, 0) AS consumed, \
          s.quantity - s.holdback - s.confirmed AS supply_remaining \
          FROM allocations a {ENTITLEMENT_JOINS} \
          LEFT JOIN consumption c ON c.sku = a.sku AND c.cycle_id = a.cycle_id AND c.customer_id = $1 \
-         JOIN supplies s ON s.sku = a.sku AND s.cycle_id = a.cycle_id \
+         LEFT JOIN supplies s ON s.sku = a.sku AND s.cycle_id = a.cycle_id \
          WHERE a.cycle_id = $2 AND a.state = 2 ORDER BY a.sku",
         quota = entitled_quota()
     )
@@ -486,19 +554,20 @@ struct RetailerEntitlementRow {
     allocation_id: Option<String>,
     sku: Option<String>,
     tier: Option<i32>,
-    quota: Option<i64>,
+    entitled: Option<i64>,
+    consumption_quota: Option<i64>,
     extra: Option<i64>,
     consumed: Option<i64>,
     supply_remaining: Option<i64>,
 }
 
-/// The retailer's replica row (`None`: not known here) and its [`entitlements`],
-/// in one round trip.
+/// The retailer's [`EntitlementBase`] in the cycle and, for each of its products, the
+/// [`EntitlementLive`] part, in one round trip.
 pub async fn retailer_entitlements(
     conn: &mut PgConnection,
     customer_id: &str,
     cycle_id: &str,
-) -> Result<(Option<super::Retailer>, Vec<EntitlementRow>), ServiceError> {
+) -> Result<(EntitlementBase, Vec<EntitlementLive>), ServiceError> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT r.customer_id, r.area_id, r.owner_id, r.settlement, r.license_status, \
@@ -519,23 +588,60 @@ pub async fn retailer_entitlements(
     let Some(mut first) = rows.next() else {
         return Err(ServiceError::internal("the entitlements query returned no row"));
     };
-    let entitlement = |r: RetailerEntitlementRow| {
-        Some(EntitlementRow {
-            allocation_id: r.allocation_id?,
-            sku: r.sku?,
-            tier: r.tier?,
-            quota: r.quota?,
-            extra: r.extra?,
-            consumed: r.consumed?,
-            supply_remaining: r.supply_remaining?,
-        })
-    };
     let retailer = std::mem::take(&mut first.retailer).known();
-    let entitlements = std::iter::once(first)
-        .chain(rows)
-        .filter_map(entitlement)
-        .collect();
-    Ok((retailer, entitlements))
+    let mut products = Vec::new();
+    let mut quotas = Vec::new();
+    let mut live = Vec::new();
+    for row in std::iter::once(first).chain(rows) {
+        if let (Some(allocation_id), Some(sku), Some(tier), Some(entitled), Some(extra), Some(consumed)) = (
+            row.allocation_id,
+            row.sku,
+            row.tier,
+            row.entitled,
+            row.extra,
+            row.consumed,
+        ) {
+            products.push((allocation_id, sku));
+            quotas.push((tier, entitled));
+            live.push(EntitlementLive {
+                consumption_quota: row.consumption_quota,
+                extra,
+                consumed,
+                supply_remaining: row.supply_remaining,
+            });
+        }
+    }
+    let base = EntitlementBase {
+        cycle_id: cycle_id.to_string(),
+        retailer,
+        products: products.into(),
+        quotas,
+    };
+    Ok((base, live))
+}
+
+/// The [`EntitlementLive`] part of the retailer's entitlements of `products` (skus)
+/// in the cycle, in the same order: its consumption rows and the supply left, by
+/// primary key.
+pub async fn live_entitlements(
+    conn: &mut PgConnection,
+    customer_id: &str,
+    cycle_id: &str,
+    skus: &[&str],
+) -> Result<Vec<EntitlementLive>, ServiceError> {
+    Ok(sqlx::query_as(
+        "SELECT c.quota AS consumption_quota, coalesce(c.extra, 0) AS extra, coalesce(c.consumed, 0) AS consumed, \
+                s.quantity - s.holdback - s.confirmed AS supply_remaining \
+           FROM unnest($3::text[]) WITH ORDINALITY AS k (sku, n) \
+           LEFT JOIN consumption c ON c.sku = k.sku AND c.cycle_id = $2 AND c.customer_id = $1 \
+           LEFT JOIN supplies s ON s.sku = k.sku AND s.cycle_id = $2 \
+          ORDER BY k.n",
+    )
+    .bind(customer_id)
+    .bind(cycle_id)
+    .bind(skus)
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 /// Consumes `cartons` of the retailer's quota of `sku` in the cycle: creates its
