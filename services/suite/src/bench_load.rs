@@ -42,6 +42,8 @@ use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::demo::{BearerToken, bearer, connect};
 
@@ -62,6 +64,10 @@ pub enum Scenario {
     /// A call-center day: GetCustomer 40 %, GetEntitlements 25 %, ListCustomers 15 %,
     /// PlaceOrder 10 %, LogInteraction 10 % (MIXED).
     Mixed,
+    /// The customers service's gRPC health check: the transport's own ceiling on this
+    /// machine (HTTP/2 and the server's pipeline, no token, no handler, no database),
+    /// against which the reads' rates can be read.
+    Ping,
 }
 
 impl Scenario {
@@ -72,6 +78,7 @@ impl Scenario {
             Self::GetEntitlements => "get-entitlements",
             Self::PlaceOrder => "place-order",
             Self::Mixed => "mixed",
+            Self::Ping => "ping",
         }
     }
 
@@ -83,6 +90,7 @@ impl Scenario {
             Self::GetEntitlements => &[(Rpc::GetEntitlements, 1)],
             Self::PlaceOrder => &[(Rpc::PlaceOrder, 1)],
             Self::Mixed => MIXED,
+            Self::Ping => &[(Rpc::Ping, 1)],
         }
     }
 
@@ -123,6 +131,7 @@ pub const PGBENCH_SCRIPTS: &[(Scenario, &str)] = &[
     (Scenario::GetEntitlements, "point_select.sql"),
     (Scenario::PlaceOrder, "order_guard.sql"),
     (Scenario::Mixed, "point_select.sql"),
+    (Scenario::Ping, "point_select.sql"),
 ];
 
 /// Every script: name, body, and the setup it needs first (its scratch tables are
@@ -193,14 +202,17 @@ enum Rpc {
     GetEntitlements,
     PlaceOrder,
     LogInteraction,
+    /// grpc.health.v1.Health/Check
+    Ping,
 }
 
-const RPCS: [Rpc; 5] = [
+const RPCS: [Rpc; 6] = [
     Rpc::GetCustomer,
     Rpc::ListCustomers,
     Rpc::GetEntitlements,
     Rpc::PlaceOrder,
     Rpc::LogInteraction,
+    Rpc::Ping,
 ];
 
 impl Rpc {
@@ -211,6 +223,7 @@ impl Rpc {
             Self::GetEntitlements => "GetEntitlements",
             Self::PlaceOrder => "PlaceOrder",
             Self::LogInteraction => "LogInteraction",
+            Self::Ping => "Health.Check",
         }
     }
 
@@ -343,10 +356,10 @@ fn error_info_reason(status: &tonic::Status) -> Option<String> {
 #[derive(Default)]
 struct Tally {
     /// Microseconds per call, by [`Rpc::index`].
-    latencies_us: [Vec<u32>; 5],
-    ok: [u64; 5],
-    refused: [u64; 5],
-    failed: [u64; 5],
+    latencies_us: [Vec<u32>; RPCS.len()],
+    ok: [u64; RPCS.len()],
+    refused: [u64; RPCS.len()],
+    failed: [u64; RPCS.len()],
     refusals: BTreeMap<String, u64>,
     errors: BTreeMap<String, u64>,
     transport: u64,
@@ -404,6 +417,8 @@ struct Worker {
     index: usize,
     customers: CustomersClient,
     allocation: AllocationClient,
+    /// On the customers service's channel.
+    health: HealthClient<Channel>,
     rng: Rng,
     sent: u64,
 }
@@ -515,6 +530,13 @@ impl Worker {
                     .await
                     .map(drop)
             }
+            Rpc::Ping => self
+                .health
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .map(drop),
         }
     }
 }
@@ -1049,6 +1071,7 @@ async fn workers(
         out.push(Worker {
             index,
             customers: CustomerServiceClient::with_interceptor(customers.clone(), token.clone()),
+            health: HealthClient::new(customers.clone()),
             allocation: AllocationServiceClient::with_interceptor(allocation.clone(), token),
             rng: Rng::new(seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             sent: 0,
@@ -1591,7 +1614,7 @@ mod tests {
         }
         assert_eq!(MIXED.iter().map(|(_, w)| w).sum::<u32>(), 100);
         let mut rng = Rng::new(7);
-        let mut seen = [0u32; 5];
+        let mut seen = [0u32; RPCS.len()];
         for _ in 0..10_000 {
             seen[choose(&mut rng, MIXED, 100).index()] += 1;
         }

@@ -334,6 +334,12 @@ async fn bench_load_measures_get_customer_and_place_order_against_the_real_servi
         assert!(report["pgbench"].is_null());
     }
 
+    // The transport's ceiling: the health check on the same server, no token.
+    let report = bench(&running, "ping", &["--warmup", "0"]).await;
+    assert_sane(&report, "ping");
+    assert_eq!(report["ok"], report["calls"], "{report:#}");
+    assert_eq!(report["rpcs"]["Health.Check"]["calls"], report["calls"]);
+
     // PlaceOrder of the hot product, without warm-up so that every order is counted:
     // the supply confirmed is exactly the orders the generator saw accepted (pgbench's
     // order transactions run on scratch copies).
