@@ -122,24 +122,22 @@ pub(crate) fn in_scope(
     customer_id: &str,
     retailer: Option<store::Retailer>,
 ) -> Result<store::Retailer, ServiceError> {
-    check_scope(caller, customer_id, retailer.as_ref())?;
+    let scope = retailer
+        .as_ref()
+        .map(|r| (r.customer_id.as_str(), r.area_id.as_str(), r.owner_id.as_str()));
+    check_scope(caller, customer_id, scope)?;
     retailer.ok_or_else(|| ServiceError::internal("a retailer in scope without its row"))
 }
 
-/// [`in_scope`] without taking the row.
+/// Whether `caller` may see the retailer whose (id, area, owner) the replica holds
+/// (`None`: not known here).
 pub(crate) fn check_scope(
     caller: &Caller,
     customer_id: &str,
-    retailer: Option<&store::Retailer>,
+    scope: Option<(&str, &str, &str)>,
 ) -> Result<(), ServiceError> {
-    match retailer {
-        Some(r)
-            if caller.sees_retailer(
-                &r.customer_id,
-                &r.area_id,
-                Some(r.owner_id.as_str()).filter(|o| !o.is_empty()),
-            ) =>
-        {
+    match scope {
+        Some((id, area, owner)) if caller.sees_retailer(id, area, Some(owner).filter(|o| !o.is_empty())) => {
             Ok(())
         }
         Some(_) => Err(ServiceError::permission_denied(format!(

@@ -25,6 +25,15 @@ pub struct Retailer {
     pub blacklisted: bool,
 }
 
+/// Whose a retailer is: the part of its replica row that decides who may see it.
+#[derive(Debug, Clone)]
+pub struct RetailerScope {
+    pub customer_id: String,
+    pub area_id: String,
+    /// Empty: no account manager.
+    pub owner_id: String,
+}
+
 /// A replica row read through a LEFT JOIN: every column null when the retailer is
 /// not known here.
 #[derive(Debug, Default, sqlx::FromRow)]

@@ -1,9 +1,10 @@
 //! `GetEntitlements`: the call center's live view of what a retailer may still order.
 //!
-//! An entitlement is made of what its allocation gives the retailer (replica row,
-//! committed allocation, snapshot tier, tier quota, adjustment) and of what orders
-//! have done since (consumption, supply left). The first part changes only with
-//! commits, adjustments and replica updates, which notify (migration
+//! An entitlement is made of what its allocation gives the retailer (committed
+//! allocation, snapshot tier, tier quota, adjustment; and whose the retailer is, for
+//! the caller's scope) and of what orders have done since (consumption, supply left).
+//! The first part changes only with commits, adjustments and a retailer's move to
+//! another area or account manager, which notify (migration
 //! `20261204000001_entitlement_changes.sql`), so it is cached per retailer; the second
 //! changes with every order and is read on every call, by primary key — an order is
 //! seen by the very next read, on any replica.
@@ -64,7 +65,7 @@ impl EntitlementCache {
         }
         let base = Arc::new(base);
         // A retailer not known here is not kept: its row's arrival does not notify.
-        if base.retailer.is_some() {
+        if base.scope.is_some() {
             self.bases.put(ticket, customer_id, base.clone());
         }
         base
@@ -83,7 +84,7 @@ impl AllocationApi {
         let mut conn = self.pool.acquire().await?;
         let (base, live) = match self.entitlements.get(customer, &cycle) {
             Some(base) => {
-                check_scope(&caller, customer, base.retailer.as_ref())?;
+                check_scope(&caller, customer, scope(&base))?;
                 let skus: Vec<&str> = base.products.iter().map(|(_, sku)| sku.as_str()).collect();
                 let live = if skus.is_empty() {
                     Vec::new()
@@ -96,7 +97,7 @@ impl AllocationApi {
                 let ticket = self.entitlements.bases.ticket();
                 let (base, live) = runs::retailer_entitlements(&mut conn, customer, &cycle).await?;
                 let base = self.entitlements.put(ticket, customer, base);
-                check_scope(&caller, customer, base.retailer.as_ref())?;
+                check_scope(&caller, customer, scope(&base))?;
                 (base, live)
             }
         };
@@ -107,6 +108,12 @@ impl AllocationApi {
             entitlements: entitlements(&base, &live),
         })
     }
+}
+
+fn scope(base: &EntitlementBase) -> Option<(&str, &str, &str)> {
+    base.scope
+        .as_ref()
+        .map(|s| (s.customer_id.as_str(), s.area_id.as_str(), s.owner_id.as_str()))
 }
 
 /// The wire entitlements of `base` with its products' `live` parts (same order);

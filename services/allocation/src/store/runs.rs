@@ -497,15 +497,15 @@ impl EntitlementLive {
 pub type Products = std::sync::Arc<[(String, String)]>;
 
 /// What a retailer's entitlements in a cycle are made of apart from its consumption
-/// and the supply: its replica row and, for each committed allocation, its snapshot
+/// and the supply: whose it is and, for each committed allocation, its snapshot
 /// tier and the quota the allocation entitles it to. Orders change none of it;
 /// commits, adjustments and replica updates do (they notify, see the migration
 /// `20261204000001_entitlement_changes.sql`), so `GetEntitlements` caches it.
 #[derive(Debug)]
 pub struct EntitlementBase {
     pub cycle_id: String,
-    /// `None`: not known here.
-    pub retailer: Option<super::Retailer>,
+    /// Whose the retailer is; `None`: not known here.
+    pub scope: Option<super::RetailerScope>,
     /// The cycle's committed allocations in sku order; the same for every retailer of
     /// the cycle, so shared between cache entries.
     pub products: Products,
@@ -588,7 +588,13 @@ pub async fn retailer_entitlements(
     let Some(mut first) = rows.next() else {
         return Err(ServiceError::internal("the entitlements query returned no row"));
     };
-    let retailer = std::mem::take(&mut first.retailer).known();
+    let scope = std::mem::take(&mut first.retailer)
+        .known()
+        .map(|r| super::RetailerScope {
+            customer_id: r.customer_id,
+            area_id: r.area_id,
+            owner_id: r.owner_id,
+        });
     let mut products = Vec::new();
     let mut quotas = Vec::new();
     let mut live = Vec::new();
@@ -613,7 +619,7 @@ pub async fn retailer_entitlements(
     }
     let base = EntitlementBase {
         cycle_id: cycle_id.to_string(),
-        retailer,
+        scope,
         products: products.into(),
         quotas,
     };
