@@ -105,7 +105,7 @@ impl AllocationApi {
         Ok(Entitlements {
             customer: message.customer.clone(),
             cycle: format!("cycles/{cycle}"),
-            entitlements: entitlements(&base, &live),
+            entitlements: entitlements(&base, live),
         })
     }
 }
@@ -116,14 +116,16 @@ fn scope(base: &EntitlementBase) -> Option<(&str, &str, &str)> {
         .map(|s| (s.customer_id.as_str(), s.area_id.as_str(), s.owner_id.as_str()))
 }
 
-/// The wire entitlements of `base` with its products' `live` parts (same order);
-/// products without a supply row are left out.
-fn entitlements(base: &EntitlementBase, live: &[EntitlementLive]) -> Vec<Entitlement> {
+/// The wire entitlements of `base` (in its order) with the `live` parts of its
+/// products, by sku; products without a supply row are left out.
+fn entitlements(base: &EntitlementBase, mut live: Vec<(String, EntitlementLive)>) -> Vec<Entitlement> {
+    live.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
     base.products
         .iter()
         .zip(&base.quotas)
-        .zip(live)
-        .filter_map(|(((allocation_id, sku), &(tier, entitled)), live)| {
+        .filter_map(|((allocation_id, sku), &(tier, entitled))| {
+            let at = live.binary_search_by(|(s, _)| s.as_str().cmp(sku)).ok()?;
+            let (_, live) = live.get(at)?;
             let quota = live.quota(entitled);
             Some(Entitlement {
                 product: format!("products/{sku}"),

@@ -561,13 +561,13 @@ struct RetailerEntitlementRow {
     supply_remaining: Option<i64>,
 }
 
-/// The retailer's [`EntitlementBase`] in the cycle and, for each of its products, the
-/// [`EntitlementLive`] part, in one round trip.
+/// The retailer's [`EntitlementBase`] in the cycle and, by sku, the
+/// [`EntitlementLive`] part of each of its products, in one round trip.
 pub async fn retailer_entitlements(
     conn: &mut PgConnection,
     customer_id: &str,
     cycle_id: &str,
-) -> Result<(EntitlementBase, Vec<EntitlementLive>), ServiceError> {
+) -> Result<(EntitlementBase, Vec<(String, EntitlementLive)>), ServiceError> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT r.customer_id, r.area_id, r.owner_id, r.settlement, r.license_status, \
@@ -607,14 +607,17 @@ pub async fn retailer_entitlements(
             row.extra,
             row.consumed,
         ) {
+            live.push((
+                sku.clone(),
+                EntitlementLive {
+                    consumption_quota: row.consumption_quota,
+                    extra,
+                    consumed,
+                    supply_remaining: row.supply_remaining,
+                },
+            ));
             products.push((allocation_id, sku));
             quotas.push((tier, entitled));
-            live.push(EntitlementLive {
-                consumption_quota: row.consumption_quota,
-                extra,
-                consumed,
-                supply_remaining: row.supply_remaining,
-            });
         }
     }
     let base = EntitlementBase {
@@ -626,28 +629,37 @@ pub async fn retailer_entitlements(
     Ok((base, live))
 }
 
-/// The [`EntitlementLive`] part of the retailer's entitlements of `products` (skus)
-/// in the cycle, in the same order: its consumption rows and the supply left, by
-/// primary key.
+/// The [`EntitlementLive`] part of the retailer's entitlements of `skus` in the cycle,
+/// by sku (products without a supply row are missing): the supply rows and the
+/// retailer's consumption rows, by primary key. Written so that PostgreSQL settles on
+/// a generic plan after the first executions of the prepared statement: over an
+/// `unnest` of the array it kept planning every call afresh, and planning took twice
+/// as long as executing.
 pub async fn live_entitlements(
     conn: &mut PgConnection,
     customer_id: &str,
     cycle_id: &str,
     skus: &[&str],
-) -> Result<Vec<EntitlementLive>, ServiceError> {
-    Ok(sqlx::query_as(
-        "SELECT c.quota AS consumption_quota, coalesce(c.extra, 0) AS extra, coalesce(c.consumed, 0) AS consumed, \
-                s.quantity - s.holdback - s.confirmed AS supply_remaining \
-           FROM unnest($3::text[]) WITH ORDINALITY AS k (sku, n) \
-           LEFT JOIN consumption c ON c.sku = k.sku AND c.cycle_id = $2 AND c.customer_id = $1 \
-           LEFT JOIN supplies s ON s.sku = k.sku AND s.cycle_id = $2 \
-          ORDER BY k.n",
+) -> Result<Vec<(String, EntitlementLive)>, ServiceError> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        sku: String,
+        #[sqlx(flatten)]
+        live: EntitlementLive,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT s.sku, c.quota AS consumption_quota, coalesce(c.extra, 0) AS extra, \
+                coalesce(c.consumed, 0) AS consumed, s.quantity - s.holdback - s.confirmed AS supply_remaining \
+           FROM supplies s \
+           LEFT JOIN consumption c ON c.sku = s.sku AND c.cycle_id = s.cycle_id AND c.customer_id = $1 \
+          WHERE s.cycle_id = $2 AND s.sku = ANY($3)",
     )
     .bind(customer_id)
     .bind(cycle_id)
     .bind(skus)
     .fetch_all(&mut *conn)
-    .await?)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.sku, r.live)).collect())
 }
 
 /// Consumes `cartons` of the retailer's quota of `sku` in the cycle: creates its
