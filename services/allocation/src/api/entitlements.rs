@@ -81,7 +81,6 @@ impl AllocationApi {
         let customer = customer_id(&message.customer, "customer")?;
         let cycle = cycle_id(&message.cycle, "cycle")?.to_string();
         caller.require(access::ORDER_READERS)?;
-        let mut conn = self.pool.acquire().await?;
         let (base, live) = match self.entitlements.get(customer, &cycle) {
             Some(base) => {
                 check_scope(&caller, customer, scope(&base))?;
@@ -89,19 +88,21 @@ impl AllocationApi {
                 let live = if skus.is_empty() {
                     Vec::new()
                 } else {
+                    let mut conn = self.pool.acquire().await?;
                     runs::live_entitlements(&mut conn, customer, &cycle, &skus).await?
                 };
                 (base, live)
             }
             None => {
                 let ticket = self.entitlements.bases.ticket();
+                let mut conn = self.pool.acquire().await?;
                 let (base, live) = runs::retailer_entitlements(&mut conn, customer, &cycle).await?;
+                drop(conn);
                 let base = self.entitlements.put(ticket, customer, base);
                 check_scope(&caller, customer, scope(&base))?;
                 (base, live)
             }
         };
-        drop(conn);
         Ok(Entitlements {
             customer: message.customer.clone(),
             cycle: format!("cycles/{cycle}"),
@@ -110,6 +111,7 @@ impl AllocationApi {
     }
 }
 
+/// Whose the retailer of `base` is, as [`check_scope`] takes it.
 fn scope(base: &EntitlementBase) -> Option<(&str, &str, &str)> {
     base.scope
         .as_ref()
