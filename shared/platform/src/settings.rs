@@ -50,10 +50,10 @@ pub struct Settings {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct AllocationSettings {
-    /// Retailers whose entitlements' make-up (replica row, allocations, snapshot tier,
-    /// quotas) `GetEntitlements` keeps in memory, about 200 bytes plus 12 per product
-    /// allocated in the cycle each; consumption and supply are read on every call.
-    /// 0 turns it off.
+    /// Retailers whose entitlements' make-up (whose the retailer is, allocations,
+    /// snapshot tier, quotas) `GetEntitlements` keeps in memory, about 200 bytes plus
+    /// 12 per product allocated in the cycle each; consumption and supply are read on
+    /// every call. 0 turns it off.
     pub entitlements_cache_entries: usize,
 }
 
