@@ -440,7 +440,7 @@ const PLUS_ONE: &str = "CASE WHEN t.extra_until IS NOT NULL AND sr.customer_id C
      THEN 1 ELSE 0 END";
 
 /// A retailer's entitlement of one product (what a refusal explains itself with).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct EntitlementRow {
     pub sku: String,
     pub tier: i32,
@@ -462,7 +462,7 @@ struct EntitlementParts {
 }
 
 /// The part of an entitlement that orders change: read on every call.
-#[derive(Debug, Default, sqlx::FromRow)]
+#[derive(Debug, sqlx::FromRow)]
 pub struct EntitlementLive {
     /// The consumption row's quota; `None` until the retailer first orders the product.
     pub consumption_quota: Option<i64>,
