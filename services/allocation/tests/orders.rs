@@ -8,6 +8,7 @@ use distnet_proto::accreditation::v1::Standing;
 use distnet_proto::allocation::v1::*;
 use distnet_proto::customers::v1::Settlement;
 use distnet_proto::events::v1::{DeliveryCompleted, OrderCancelled, OrderConfirmed, StandingChanged};
+use distnet_testkit::eventually;
 use support::*;
 use tonic::Code;
 use tonic_types::StatusExt as _;
@@ -528,21 +529,6 @@ async fn entitlement_of(client: &mut Client, customer: &str) -> Result<Entitleme
     Ok(entitlements.remove(0))
 }
 
-/// Polls `read` until `done` holds of its answer, for up to 10 s; returns the answer.
-async fn eventually<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
-    mut read: impl FnMut() -> F,
-    done: impl Fn(&T) -> bool,
-) -> T {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let answer = read().await;
-        if done(&answer) || tokio::time::Instant::now() > deadline {
-            return answer;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entitlements_follow_commits_orders_and_replica_changes_on_every_replica() {
     // Two replicas on one database: each caches the entitlements' make-up it reads.
@@ -592,13 +578,14 @@ async fn entitlements_follow_commits_orders_and_replica_changes_on_every_replica
             .execute(&mut conn)
             .await
             .expect("notified");
-        let e = eventually(
-            || {
-                let mut agent = agent_one.clone();
-                async move { entitlement_of(&mut agent, "r-01").await.expect("entitlement") }
-            },
-            |e| Some(e.quota) != tier_3(&first),
-        )
+        let e = eventually("the notified change", || {
+            let mut agent = agent_one.clone();
+            let before = tier_3(&first);
+            async move {
+                let e = entitlement_of(&mut agent, "r-01").await.expect("entitlement");
+                (Some(e.quota) != before).then_some(e)
+            }
+        })
         .await;
         assert_eq!(Some(e.quota - 100), tier_3(&first), "'*' empties the cache");
     }
@@ -624,13 +611,14 @@ async fn entitlements_follow_commits_orders_and_replica_changes_on_every_replica
         (e.allocation.as_str(), Some(e.quota)),
         (second.name.as_str(), tier_3(&second))
     );
-    let e = eventually(
-        || {
-            let mut agent = agent_two.clone();
-            async move { entitlement_of(&mut agent, "r-01").await.expect("entitlement") }
-        },
-        |e| e.allocation == second.name,
-    )
+    let e = eventually("the other replica's entitlements of the new commit", || {
+        let mut agent = agent_two.clone();
+        let name = second.name.clone();
+        async move {
+            let e = entitlement_of(&mut agent, "r-01").await.expect("entitlement");
+            (e.allocation == name).then_some(e)
+        }
+    })
     .await;
     assert_eq!(
         (e.allocation.as_str(), Some(e.quota)),
@@ -657,15 +645,11 @@ async fn entitlements_follow_commits_orders_and_replica_changes_on_every_replica
     }])
     .await;
     for agent in [&agent_one, &agent_two] {
-        let refused = eventually(
-            || {
-                let mut agent = agent.clone();
-                async move { entitlement_of(&mut agent, "r-01").await }
-            },
-            Result::is_err,
-        )
-        .await
-        .expect_err("out of scope");
+        let refused = eventually("the move out of area-01", || {
+            let mut agent = agent.clone();
+            async move { entitlement_of(&mut agent, "r-01").await.err() }
+        })
+        .await;
         assert_eq!(refused.code(), Code::PermissionDenied);
     }
     let e = entitlement_of(&mut two.agent(&["area-02"]), "r-01")

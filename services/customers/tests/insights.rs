@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::future::Future;
+use distnet_testkit::eventually;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,21 +103,6 @@ fn history() -> Vec<OrderHistoryRecord> {
         }
     }
     records
-}
-
-/// Polls `attempt` until it gives `Some`, for up to 30 s.
-async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..300 {
-        if let Some(value) = attempt().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what}: not within 30 s");
 }
 
 /// The customer's insights once `ready` holds for them.

@@ -296,6 +296,22 @@ impl EventRecorder {
     }
 }
 
+/// Polls `attempt` until it gives `Some`, for up to 30 s; panics naming `what`
+/// otherwise.
+pub async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..300 {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not within 30 s");
+}
+
 #[cfg(test)]
 mod tests {
     use super::split_url;

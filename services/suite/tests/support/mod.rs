@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -221,20 +220,7 @@ pub fn tuesday_morning() -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-/// Polls `attempt` until it gives `Some`, for up to 30 s.
-pub async fn eventually<T, F, Fut>(what: &str, mut attempt: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..300 {
-        if let Some(value) = attempt().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what}: not within 30 s");
-}
+pub use distnet_testkit::eventually;
 
 /// Listeners on ephemeral ports for customers, accreditation, allocation and
 /// logistics, in that order, with `settings.services.*.url` pointing at them.
