@@ -27,6 +27,9 @@ use sqlx::{PgConnection, PgPool};
 use crate::error::{PreconditionViolation, ServiceError};
 use crate::events::{EventBatch, Outbox};
 
+/// A statement being bound.
+pub type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
 /// The stored form of a remembered refusal.
 #[derive(Serialize, Deserialize)]
 struct Refusal {
@@ -198,7 +201,7 @@ pub async fn begin<R: Message + Default>(
 impl IdempotencyKey {
     /// Stores the response with the transaction's effects.
     pub async fn complete(self, tx: &mut PgConnection, response: &impl Message) -> Result<(), ServiceError> {
-        self.store(tx, response, None).await
+        self.store(tx, response, None, |query| query).await
     }
 
     /// [`Outbox::publish`] then [`Self::complete`], in one round trip.
@@ -210,33 +213,70 @@ impl IdempotencyKey {
         aggregate: &str,
         event: &E,
     ) -> Result<(), ServiceError> {
+        static WITH_EVENTS: LazyLock<String> = LazyLock::new(|| IdempotencyKey::publishing_statement(""));
         let batch = outbox.batch([(aggregate, event)])?;
-        self.store(tx, response, batch).await
+        self.store(
+            tx,
+            response,
+            batch.map(|batch| (batch, WITH_EVENTS.as_str())),
+            |query| query,
+        )
+        .await
     }
 
-    async fn store(
+    /// The statement of [`Self::complete_publishing_with`]: `writes` are the caller's
+    /// own data-modifying `WITH` clauses (`name AS (…), …`), whose parameters start at
+    /// `$9`. Build it once (a `LazyLock`).
+    pub fn publishing_statement(writes: &str) -> String {
+        let writes = if writes.is_empty() {
+            String::new()
+        } else {
+            format!(", {writes}")
+        };
+        EventBatch::statement(&format!(
+            "{writes} UPDATE idempotency_keys SET response = $8 WHERE caller = $6 AND request_id = $7"
+        ))
+    }
+
+    /// [`Self::complete_publishing`] with the caller's own writes in the same round
+    /// trip: `statement` comes from [`Self::publishing_statement`], and `bind` binds
+    /// the writes' parameters (`$9` on) in order.
+    pub async fn complete_publishing_with<'q, E: prost::Name>(
         self,
         tx: &mut PgConnection,
         response: &impl Message,
-        events: Option<EventBatch<'_>>,
+        outbox: &'q Outbox,
+        (aggregate, event): (&str, &E),
+        statement: &'q str,
+        bind: impl FnOnce(PgQuery<'q>) -> PgQuery<'q>,
     ) -> Result<(), ServiceError> {
-        static WITH_EVENTS: LazyLock<String> = LazyLock::new(|| {
-            EventBatch::statement(
-                "UPDATE idempotency_keys SET response = $8 WHERE caller = $6 AND request_id = $7",
-            )
-        });
+        let Some(batch) = outbox.batch([(aggregate, event)])? else {
+            return Err(ServiceError::internal("a batch of one event came out empty"));
+        };
+        self.store(tx, response, Some((batch, statement)), bind).await
+    }
+
+    async fn store<'q>(
+        self,
+        tx: &mut PgConnection,
+        response: &impl Message,
+        events: Option<(EventBatch<'q>, &'q str)>,
+        bind: impl FnOnce(PgQuery<'q>) -> PgQuery<'q>,
+    ) -> Result<(), ServiceError> {
         let query = match events {
-            Some(events) => events.bind(sqlx::query(&WITH_EVENTS)),
+            Some((events, statement)) => events.bind(sqlx::query(statement)),
             None => {
                 sqlx::query("UPDATE idempotency_keys SET response = $3 WHERE caller = $1 AND request_id = $2")
             }
         };
-        query
-            .bind(&self.caller)
-            .bind(&self.request_id)
-            .bind(response.encode_to_vec())
-            .execute(&mut *tx)
-            .await?;
+        bind(
+            query
+                .bind(self.caller)
+                .bind(self.request_id)
+                .bind(response.encode_to_vec()),
+        )
+        .execute(&mut *tx)
+        .await?;
         Ok(())
     }
 }
