@@ -155,6 +155,91 @@ async fn placing_an_order_beyond_quota_is_refused_line_by_line_and_changes_nothi
     service.stop().await;
 }
 
+/// (type, subject, description) of each `PreconditionFailure` violation, sorted.
+fn explained(status: &tonic::Status) -> Vec<(String, String, String)> {
+    let mut all: Vec<_> = status
+        .get_details_precondition_failure()
+        .map(|p| {
+            p.violations
+                .into_iter()
+                .map(|v| (v.r#type, v.subject, v.description))
+                .collect()
+        })
+        .unwrap_or_default();
+    all.sort();
+    all
+}
+
+#[tokio::test]
+async fn each_refused_line_says_what_quota_the_retailer_had() {
+    let service = TestService::start().await;
+    open_cycle(&service).await;
+    // A scarce product with supply but no committed allocation, and a retailer known
+    // only after the commit (in no snapshot: no tier, no quota).
+    scarce_product(
+        &mut service.planner(),
+        "panda",
+        50,
+        0,
+        tier_quota(1, 3, Some(3), Some(1)),
+    )
+    .await;
+    service.know(&[Retailer::new("late-01", 2)]).await;
+    let mut agent = service.agent(&["area-01"]);
+
+    // r-00 is tier 1 (quota 1).
+    let refused = agent
+        .place_order(order("r-00", &[("zhonghua", 2), ("panda", 1)]))
+        .await
+        .expect_err("beyond quota, not allocated");
+    assert_eq!(reason(&refused), "ORDER_REFUSED");
+    assert_eq!(
+        explained(&refused),
+        vec![
+            (
+                "NOT_ALLOCATED".into(),
+                "lines[1]".into(),
+                format!("products/panda has no committed allocation in {CYCLE}")
+            ),
+            (
+                "QUOTA_EXCEEDED".into(),
+                "lines[0]".into(),
+                "2 cartons asked, 1 of quota 1 remain".into()
+            ),
+        ]
+    );
+    // Once its consumption row exists, a refusal reads the row.
+    agent
+        .place_order(order("r-00", &[("zhonghua", 1)]))
+        .await
+        .expect("the quota");
+    let refused = agent
+        .place_order(order("r-00", &[("zhonghua", 1)]))
+        .await
+        .expect_err("quota used up");
+    assert_eq!(
+        explained(&refused),
+        vec![(
+            "QUOTA_EXCEEDED".into(),
+            "lines[0]".into(),
+            "1 cartons asked, 0 of quota 1 remain".into()
+        )]
+    );
+    let refused = agent
+        .place_order(order("late-01", &[("zhonghua", 1)]))
+        .await
+        .expect_err("in no snapshot");
+    assert_eq!(
+        explained(&refused),
+        vec![(
+            "NOT_ALLOCATED".into(),
+            "lines[0]".into(),
+            format!("the retailer has no quota of products/zhonghua in {CYCLE} (tier 0)")
+        )]
+    );
+    service.stop().await;
+}
+
 #[tokio::test]
 async fn cancelling_gives_quota_supply_and_credit_back_exactly_once() {
     let (service, mut recorder) = TestService::start_recording_orders().await;
@@ -171,6 +256,14 @@ async fn cancelling_gives_quota_supply_and_credit_back_exactly_once() {
         .await
         .expect_err("32,000 more fen passes the limit");
     assert_eq!(reason(&over), "CREDIT_LIMIT_EXCEEDED");
+    assert_eq!(
+        explained(&over),
+        vec![(
+            "CREDIT_LIMIT_EXCEEDED".into(),
+            "customers/cash-01".into(),
+            "outstanding 75000 fen + order 32000 fen exceeds the credit limit of 100000 fen".into()
+        )]
+    );
 
     let cancel = CancelOrderRequest {
         request_id: rid(),

@@ -3,9 +3,11 @@
 //! `entitlements.rs`.
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 
 use distnet_platform::ServiceError;
 use distnet_platform::auth::{Caller, Role};
+use distnet_platform::idempotency::IdempotencyKey;
 use distnet_platform::pagination;
 use distnet_platform::validate::Violations;
 use distnet_proto::allocation::v1::*;
@@ -164,52 +166,55 @@ impl AllocationApi {
                 scarce: product.scarce,
             });
         }
-        // Quota first (per retailer), in sku order.
+        // The retailer's rows first (quota in sku order, then credit), in one round trip.
         let mut by_sku: Vec<&LineRow> = lines.iter().collect();
         by_sku.sort_by(|a, b| a.sku.cmp(&b.sku));
-        for line in by_sku.iter().filter(|l| l.scarce) {
-            if runs::consume(&mut tx, customer, &line.sku, &cycle_text, line.cartons)
-                .await?
-                .is_none()
-            {
-                let entitlement = runs::entitlement(&mut tx, customer, &line.sku, &cycle_text).await?;
-                let (kind, description) = match entitlement {
-                    None => (
-                        "NOT_ALLOCATED",
-                        format!(
-                            "products/{} has no committed allocation in cycles/{cycle}",
-                            line.sku
-                        ),
-                    ),
-                    Some(e) if e.quota + e.extra == 0 => (
-                        "NOT_ALLOCATED",
-                        format!(
-                            "the retailer has no quota of products/{} in cycles/{cycle} (tier {})",
-                            line.sku, e.tier
-                        ),
-                    ),
-                    Some(e) => (
-                        "QUOTA_EXCEEDED",
-                        format!(
-                            "{} cartons asked, {} of quota {} remain",
-                            line.cartons,
-                            (e.quota + e.extra - e.consumed).max(0),
-                            e.quota + e.extra
-                        ),
-                    ),
-                };
-                refused.push((kind.into(), format!("lines[{}]", line.line_no - 1), description));
-            }
-        }
         let value_fen: i64 = lines.iter().map(|l| l.unit_fen.saturating_mul(l.cartons)).sum();
         let e_settlement = retailer.settlement == Settlement::ESettlement as i16;
         let exposure_fen = if e_settlement { 0 } else { value_fen };
-        if !e_settlement
-            && store::add_exposure(&mut tx, customer, value_fen, retailer.credit_limit_fen)
-                .await?
-                .is_none()
-        {
-            let outstanding = store::exposure(&mut tx, customer).await?;
+        let scarce: Vec<runs::QuotaLine<'_>> = by_sku
+            .iter()
+            .filter(|l| l.scarce)
+            .map(|l| runs::QuotaLine {
+                sku: &l.sku,
+                cartons: l.cartons,
+            })
+            .collect();
+        let credit = (!e_settlement).then_some((value_fen, retailer.credit_limit_fen));
+        let short = runs::take_quota_and_credit(&mut tx, customer, &cycle_text, &scarce, credit).await?;
+        for (sku, why) in short.quota {
+            let Some(line) = by_sku.iter().find(|l| l.sku == sku) else {
+                continue;
+            };
+            let (kind, description) = match why {
+                runs::QuotaShort::NotAllocated => (
+                    "NOT_ALLOCATED",
+                    format!("products/{sku} has no committed allocation in cycles/{cycle}"),
+                ),
+                runs::QuotaShort::Beyond {
+                    tier, quota, extra, ..
+                } if quota + extra == 0 => (
+                    "NOT_ALLOCATED",
+                    format!("the retailer has no quota of products/{sku} in cycles/{cycle} (tier {tier})"),
+                ),
+                runs::QuotaShort::Beyond {
+                    quota,
+                    extra,
+                    consumed,
+                    ..
+                } => (
+                    "QUOTA_EXCEEDED",
+                    format!(
+                        "{} cartons asked, {} of quota {} remain",
+                        line.cartons,
+                        (quota + extra - consumed).max(0),
+                        quota + extra
+                    ),
+                ),
+            };
+            refused.push((kind.into(), format!("lines[{}]", line.line_no - 1), description));
+        }
+        if let Some(outstanding) = short.credit {
             debug_assert!(!credit_allows(
                 false,
                 outstanding,
@@ -247,13 +252,22 @@ impl AllocationApi {
             cash_collected_fen: 0,
             updated_at: now,
         };
-        store::insert(&mut tx, &order, &lines).await?;
+        // The order, its event and the stored response: one round trip.
+        static PLACE: LazyLock<String> =
+            LazyLock::new(|| IdempotencyKey::publishing_statement(store::INSERT_ORDER));
         let reply = order.to_wire(&lines);
         let confirmed = OrderConfirmed {
             order: Some(reply.clone()),
         };
-        key.complete_publishing(&mut tx, &reply, &self.outbox, &reply.name, &confirmed)
-            .await?;
+        key.complete_publishing_with(
+            &mut tx,
+            &reply,
+            &self.outbox,
+            (&reply.name, &confirmed),
+            &PLACE,
+            |query| store::bind_order(query, &order, &lines),
+        )
+        .await?;
         // Supply and stock last: the rows every retailer's orders share.
         for line in &by_sku {
             let left = if line.scarce {

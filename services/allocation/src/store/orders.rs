@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use distnet_platform::ServiceError;
+use distnet_platform::idempotency::PgQuery;
 use distnet_platform::pagination::Page;
 use distnet_proto::allocation::v1::{Order, OrderLine, OrderStatus};
 use sqlx::PgConnection;
@@ -76,50 +77,53 @@ impl OrderRow {
     }
 }
 
-/// The order and its lines, in one round trip.
-pub async fn insert(tx: &mut PgConnection, order: &OrderRow, lines: &[LineRow]) -> Result<(), ServiceError> {
+/// The order and its lines, written by the statement that also publishes its event
+/// and stores its response ([`IdempotencyKey::complete_publishing_with`]): the writes,
+/// with parameters from `$9`, bound by [`bind_order`].
+///
+/// [`IdempotencyKey::complete_publishing_with`]: distnet_platform::idempotency::IdempotencyKey::complete_publishing_with
+pub const INSERT_ORDER: &str = "placed AS (
+         INSERT INTO orders (order_id, customer_id, cycle_id, channel, status, value_fen, exposure_fen,
+                             settlement, area_id, placed_by, created_at, picking_cutoff_at, cancelled_at,
+                             cancel_reason, cash_collected_fen, updated_at)
+         VALUES ($9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
+         RETURNING order_id
+     ), placed_lines AS (
+         INSERT INTO order_lines (order_id, line_no, sku, cartons, unit_fen, scarce)
+         SELECT placed.order_id, l.line_no, l.sku, l.cartons, l.unit_fen, l.scarce
+           FROM placed, unnest($25::int[], $26::text[], $27::bigint[], $28::bigint[], $29::bool[])
+                AS l (line_no, sku, cartons, unit_fen, scarce)
+     )";
+
+/// Binds [`INSERT_ORDER`]'s parameters.
+pub fn bind_order<'q>(query: PgQuery<'q>, order: &'q OrderRow, lines: &'q [LineRow]) -> PgQuery<'q> {
     let line_nos: Vec<i32> = lines.iter().map(|l| l.line_no).collect();
     let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
     let cartons: Vec<i64> = lines.iter().map(|l| l.cartons).collect();
     let units: Vec<i64> = lines.iter().map(|l| l.unit_fen).collect();
     let scarce: Vec<bool> = lines.iter().map(|l| l.scarce).collect();
-    sqlx::query(
-        "WITH placed AS (
-             INSERT INTO orders (order_id, customer_id, cycle_id, channel, status, value_fen, exposure_fen, \
-             settlement, area_id, placed_by, created_at, picking_cutoff_at, cancelled_at, cancel_reason, \
-             cash_collected_fen, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-             RETURNING order_id
-         )
-         INSERT INTO order_lines (order_id, line_no, sku, cartons, unit_fen, scarce)
-         SELECT placed.order_id, l.line_no, l.sku, l.cartons, l.unit_fen, l.scarce
-         FROM placed, unnest($17::int[], $18::text[], $19::bigint[], $20::bigint[], $21::bool[])
-              AS l(line_no, sku, cartons, unit_fen, scarce)",
-    )
-    .bind(&order.order_id)
-    .bind(&order.customer_id)
-    .bind(&order.cycle_id)
-    .bind(order.channel)
-    .bind(order.status)
-    .bind(order.value_fen)
-    .bind(order.exposure_fen)
-    .bind(order.settlement)
-    .bind(&order.area_id)
-    .bind(&order.placed_by)
-    .bind(order.created_at)
-    .bind(order.picking_cutoff_at)
-    .bind(order.cancelled_at)
-    .bind(&order.cancel_reason)
-    .bind(order.cash_collected_fen)
-    .bind(order.updated_at)
-    .bind(&line_nos)
-    .bind(&skus)
-    .bind(&cartons)
-    .bind(&units)
-    .bind(&scarce)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+    query
+        .bind(&order.order_id)
+        .bind(&order.customer_id)
+        .bind(&order.cycle_id)
+        .bind(order.channel)
+        .bind(order.status)
+        .bind(order.value_fen)
+        .bind(order.exposure_fen)
+        .bind(order.settlement)
+        .bind(&order.area_id)
+        .bind(&order.placed_by)
+        .bind(order.created_at)
+        .bind(order.picking_cutoff_at)
+        .bind(order.cancelled_at)
+        .bind(&order.cancel_reason)
+        .bind(order.cash_collected_fen)
+        .bind(order.updated_at)
+        .bind(line_nos)
+        .bind(skus)
+        .bind(cartons)
+        .bind(units)
+        .bind(scarce)
 }
 
 pub async fn order(conn: &mut PgConnection, id: &str, lock: bool) -> Result<Option<OrderRow>, ServiceError> {
@@ -258,36 +262,6 @@ pub async fn return_stock(tx: &mut PgConnection, sku: &str, cartons: i64) -> Res
         .execute(&mut *tx)
         .await?;
     Ok(())
-}
-
-/// DOMAIN.md "Credit": adds `fen` to the retailer's outstanding credit only while it
-/// stays within `limit_fen`. `None` = the limit would be passed.
-pub async fn add_exposure(
-    tx: &mut PgConnection,
-    customer_id: &str,
-    fen: i64,
-    limit_fen: i64,
-) -> Result<Option<i64>, ServiceError> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO exposures (customer_id, outstanding_fen) SELECT $1, $2 WHERE $2 <= $3 \
-         ON CONFLICT (customer_id) DO UPDATE SET outstanding_fen = exposures.outstanding_fen + EXCLUDED.outstanding_fen \
-         WHERE exposures.outstanding_fen + EXCLUDED.outstanding_fen <= $3 RETURNING outstanding_fen",
-    )
-    .bind(customer_id)
-    .bind(fen)
-    .bind(limit_fen)
-    .fetch_optional(&mut *tx)
-    .await?)
-}
-
-pub async fn exposure(conn: &mut PgConnection, customer_id: &str) -> Result<i64, ServiceError> {
-    Ok(
-        sqlx::query_scalar("SELECT outstanding_fen FROM exposures WHERE customer_id = $1")
-            .bind(customer_id)
-            .fetch_optional(&mut *conn)
-            .await?
-            .unwrap_or(0),
-    )
 }
 
 /// Lowers the outstanding credit (a cancelled order, cash collected), never below 0.

@@ -439,28 +439,6 @@ const ENTITLEMENT_JOINS: &str = "LEFT JOIN snapshot_retailers sr ON sr.snapshot_
 const PLUS_ONE: &str = "CASE WHEN t.extra_until IS NOT NULL AND sr.customer_id COLLATE \"C\" <= t.extra_until COLLATE \"C\" \
      THEN 1 ELSE 0 END";
 
-/// A retailer's entitlement of one product (what a refusal explains itself with).
-#[derive(Debug)]
-pub struct EntitlementRow {
-    pub sku: String,
-    pub tier: i32,
-    pub quota: i64,
-    pub extra: i64,
-    pub consumed: i64,
-}
-
-/// One committed allocation of the cycle as it stands for one retailer: the quota its
-/// allocation entitles it to, and what its consumption row (when it has ordered the
-/// product; the quota was fixed at the first order) and the supply say now.
-#[derive(Debug, sqlx::FromRow)]
-struct EntitlementParts {
-    sku: String,
-    tier: i32,
-    entitled: i64,
-    #[sqlx(flatten)]
-    live: EntitlementLive,
-}
-
 /// The part of an entitlement that orders change: read on every call.
 #[derive(Debug, sqlx::FromRow)]
 pub struct EntitlementLive {
@@ -477,19 +455,6 @@ impl EntitlementLive {
     /// allocation entitles the retailer to now.
     pub fn quota(&self, entitled: i64) -> i64 {
         self.consumption_quota.unwrap_or(entitled)
-    }
-
-    /// The entitlement of `sku` at `tier` with the `entitled` quota, as it stands
-    /// now; `None` without a supply row (as `GetEntitlements` leaves it out).
-    fn entitlement(self, sku: String, tier: i32, entitled: i64) -> Option<EntitlementRow> {
-        self.supply_remaining?;
-        Some(EntitlementRow {
-            sku,
-            tier,
-            quota: self.quota(entitled),
-            extra: self.extra,
-            consumed: self.consumed,
-        })
     }
 }
 
@@ -511,24 +476,6 @@ pub struct EntitlementBase {
     pub products: Products,
     /// For each of `products`: the retailer's tier and entitled quota.
     pub quotas: Vec<(i32, i64)>,
-}
-
-/// Per product of the cycle: the retailer's quota, extra and consumption. The
-/// consumption row, when it exists, has the quota fixed at the first order.
-pub async fn entitlements(
-    conn: &mut PgConnection,
-    customer_id: &str,
-    cycle_id: &str,
-) -> Result<Vec<EntitlementRow>, ServiceError> {
-    let rows: Vec<EntitlementParts> = sqlx::query_as(&ENTITLEMENTS_SQL)
-        .bind(customer_id)
-        .bind(cycle_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| r.live.entitlement(r.sku, r.tier, r.entitled))
-        .collect())
 }
 
 /// The retailer's (`$1`) committed allocations in the cycle (`$2`), in sku order, with
@@ -662,48 +609,169 @@ pub async fn live_entitlements(
     Ok(rows.into_iter().map(|r| (r.sku, r.live)).collect())
 }
 
-/// Consumes `cartons` of the retailer's quota of `sku` in the cycle: creates its
-/// consumption row on the first order (quota from the committed allocation), and
-/// never lets consumption pass quota + extra. `None` = refused.
-pub async fn consume(
+/// The scarce lines of an order, for [`take_quota_and_credit`]: sku and cartons.
+pub struct QuotaLine<'a> {
+    pub sku: &'a str,
+    pub cartons: i64,
+}
+
+/// Why [`take_quota_and_credit`] could not take a line's cartons.
+#[derive(Debug, PartialEq)]
+pub enum QuotaShort {
+    /// The product has no committed allocation (with a supply) in the cycle.
+    NotAllocated,
+    /// The retailer's tier, quota and extra, and what it had consumed before.
+    Beyond {
+        tier: i32,
+        quota: i64,
+        extra: i64,
+        consumed: i64,
+    },
+}
+
+/// What [`take_quota_and_credit`] could not take.
+#[derive(Debug, Default)]
+pub struct Shortfall {
+    /// The lines beyond the retailer's remaining quota, in sku order.
+    pub quota: Vec<(String, QuotaShort)>,
+    /// The order's value would pass the retailer's credit limit: what the retailer
+    /// owed before it.
+    pub credit: Option<i64>,
+}
+
+/// One row of [`take_quota_and_credit`]'s statement: whether the credit was charged,
+/// beside each scarce line with what the retailer had of it before the order.
+#[derive(sqlx::FromRow)]
+struct GuardRow {
+    charged: bool,
+    outstanding: i64,
+    sku: Option<String>,
+    taken: Option<bool>,
+    tier: Option<i32>,
+    entitled: Option<i64>,
+    consumption_quota: Option<i64>,
+    extra: Option<i64>,
+    consumed: Option<i64>,
+    supplied: Option<bool>,
+}
+
+/// The retailer's side of an order, in one round trip: consumes each scarce line's
+/// cartons from the retailer's quota of the product in the cycle (its consumption row
+/// is created on the first order, quota from the committed allocation, and never lets
+/// consumption pass quota + extra), and, when `credit` is `Some((value_fen,
+/// limit_fen))`, adds the value to the retailer's outstanding credit only while it
+/// stays within the limit (DOMAIN.md "Credit"). Rows are taken in sku order, quota
+/// before credit. The same statement reads what the retailer had of each line's
+/// product and what it owed, so a refusal explains itself without reading again. A line asking more
+/// than the allocation's quota may still fit in an existing row's extra quota: that
+/// rare case takes one more statement per line.
+pub async fn take_quota_and_credit(
     tx: &mut PgConnection,
     customer_id: &str,
-    sku: &str,
     cycle_id: &str,
-    cartons: i64,
-) -> Result<Option<i64>, ServiceError> {
-    let sql = format!(
-        "WITH ent AS (SELECT a.allocation_id, {quota} AS quota FROM allocations a {ENTITLEMENT_JOINS} \
-         WHERE a.sku = $2 AND a.cycle_id = $3 AND a.state = 2) \
-         INSERT INTO consumption (sku, cycle_id, customer_id, allocation_id, quota, extra, consumed) \
-         SELECT $2, $3, $1, ent.allocation_id, ent.quota, 0, $4 FROM ent WHERE ent.quota >= $4 \
-         ON CONFLICT (sku, cycle_id, customer_id) DO UPDATE SET consumed = consumption.consumed + EXCLUDED.consumed \
-         WHERE consumption.consumed + EXCLUDED.consumed <= consumption.quota + consumption.extra \
-         RETURNING quota + extra - consumed",
-        quota = entitled_quota()
-    );
-    let remaining: Option<i64> = sqlx::query_scalar(&sql)
+    lines: &[QuotaLine<'_>],
+    credit: Option<(i64, i64)>,
+) -> Result<Shortfall, ServiceError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH ent AS (
+                 SELECT w.sku, w.cartons, a.allocation_id, coalesce(sr.tier, 0) AS tier, {quota} AS quota
+                   FROM unnest($2::text[], $4::bigint[]) AS w (sku, cartons)
+                   JOIN allocations a ON a.sku = w.sku AND a.cycle_id = $3 AND a.state = 2
+                   {ENTITLEMENT_JOINS}
+             ), taken AS (
+                 INSERT INTO consumption (sku, cycle_id, customer_id, allocation_id, quota, extra, consumed)
+                 SELECT ent.sku, $3, $1, ent.allocation_id, ent.quota, 0, ent.cartons FROM ent
+                  WHERE ent.quota >= ent.cartons
+                  ORDER BY ent.sku
+                 ON CONFLICT (sku, cycle_id, customer_id) DO UPDATE SET consumed = consumption.consumed + EXCLUDED.consumed
+                  WHERE consumption.consumed + EXCLUDED.consumed <= consumption.quota + consumption.extra
+                 RETURNING sku
+             ), charged AS (
+                 INSERT INTO exposures (customer_id, outstanding_fen) SELECT $1, $5::bigint WHERE $5::bigint <= $6::bigint
+                 ON CONFLICT (customer_id) DO UPDATE SET outstanding_fen = exposures.outstanding_fen + EXCLUDED.outstanding_fen
+                  WHERE exposures.outstanding_fen + EXCLUDED.outstanding_fen <= $6::bigint
+                 RETURNING 1
+             )
+             SELECT ch.charged, ch.outstanding, l.sku, l.taken, l.tier, l.entitled, l.consumption_quota, l.extra, l.consumed, l.supplied
+               FROM (SELECT EXISTS (SELECT 1 FROM charged) AS charged,
+                            coalesce((SELECT outstanding_fen FROM exposures WHERE customer_id = $1), 0) AS outstanding
+                    ) AS ch
+               LEFT JOIN (
+                   SELECT w.n, w.sku, t.sku IS NOT NULL AS taken, e.tier, e.quota AS entitled,
+                          c.quota AS consumption_quota, c.extra, c.consumed, s.sku IS NOT NULL AS supplied
+                     FROM unnest($2::text[]) WITH ORDINALITY AS w (sku, n)
+                     LEFT JOIN taken t ON t.sku = w.sku
+                     LEFT JOIN ent e ON e.sku = w.sku
+                     LEFT JOIN consumption c ON c.sku = w.sku AND c.cycle_id = $3 AND c.customer_id = $1
+                     LEFT JOIN supplies s ON s.sku = w.sku AND s.cycle_id = $3
+               ) AS l ON true
+              ORDER BY l.n",
+            quota = entitled_quota()
+        )
+    });
+    let skus: Vec<&str> = lines.iter().map(|l| l.sku).collect();
+    let cartons: Vec<i64> = lines.iter().map(|l| l.cartons).collect();
+    let rows: Vec<GuardRow> = sqlx::query_as(&SQL)
         .bind(customer_id)
-        .bind(sku)
+        .bind(&skus)
         .bind(cycle_id)
-        .bind(cartons)
-        .fetch_optional(&mut *tx)
+        .bind(&cartons)
+        .bind(credit.map_or(0, |(value, _)| value))
+        .bind(credit.map(|(_, limit)| limit))
+        .fetch_all(&mut *tx)
         .await?;
-    if remaining.is_some() {
-        return Ok(remaining);
+    let mut short = Shortfall {
+        quota: Vec::new(),
+        credit: match rows.first() {
+            Some(row) if credit.is_some() && !row.charged => Some(row.outstanding),
+            _ => None,
+        },
+    };
+    for row in rows {
+        let (Some(sku), Some(false)) = (row.sku, row.taken) else {
+            continue;
+        };
+        let Some(line) = lines.iter().find(|l| l.sku == sku) else {
+            continue;
+        };
+        if row.consumption_quota.is_some() && top_up(tx, customer_id, line, cycle_id).await? {
+            continue;
+        }
+        let refusal = match (row.entitled, row.supplied) {
+            (Some(entitled), Some(true)) => QuotaShort::Beyond {
+                tier: row.tier.unwrap_or(0),
+                quota: row.consumption_quota.unwrap_or(entitled),
+                extra: row.extra.unwrap_or(0),
+                consumed: row.consumed.unwrap_or(0),
+            },
+            _ => QuotaShort::NotAllocated,
+        };
+        short.quota.push((sku, refusal));
     }
-    // The row exists with extra quota the first-order path does not see.
-    Ok(sqlx::query_scalar(
+    Ok(short)
+}
+
+/// Consumes a line's cartons from the retailer's existing consumption row when its
+/// extra quota makes room the first-order path does not see. `false` = no room.
+async fn top_up(
+    tx: &mut PgConnection,
+    customer_id: &str,
+    line: &QuotaLine<'_>,
+    cycle_id: &str,
+) -> Result<bool, ServiceError> {
+    let topped: Option<i64> = sqlx::query_scalar(
         "UPDATE consumption SET consumed = consumed + $4 \
          WHERE customer_id = $1 AND sku = $2 AND cycle_id = $3 AND consumed + $4 <= quota + extra \
          RETURNING quota + extra - consumed",
     )
     .bind(customer_id)
-    .bind(sku)
+    .bind(line.sku)
     .bind(cycle_id)
-    .bind(cartons)
+    .bind(line.cartons)
     .fetch_optional(&mut *tx)
-    .await?)
+    .await?;
+    Ok(topped.is_some())
 }
 
 /// Dynamic balance: the retailers a commit scaled down, with their quota.
@@ -727,19 +795,6 @@ pub async fn insert_adjustments(
     .execute(&mut *tx)
     .await?;
     Ok(())
-}
-
-/// One retailer's entitlement for one product (for a refusal's explanation).
-pub async fn entitlement(
-    conn: &mut PgConnection,
-    customer_id: &str,
-    sku: &str,
-    cycle_id: &str,
-) -> Result<Option<EntitlementRow>, ServiceError> {
-    Ok(entitlements(conn, customer_id, cycle_id)
-        .await?
-        .into_iter()
-        .find(|e| e.sku == sku))
 }
 
 /// Gives consumed quota back (a cancelled order).
