@@ -22,7 +22,8 @@ use std::sync::LazyLock;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, PgPool};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, PgPool, Row as _};
 
 use crate::error::{PreconditionViolation, ServiceError};
 use crate::events::{EventBatch, Outbox};
@@ -111,6 +112,17 @@ fn fingerprint(method: &str, request: &impl Message) -> Vec<u8> {
     hasher.finalize().to_vec()
 }
 
+/// The claim and, when it is new, its audit record (`$1`–`$7`), then `tail`.
+const CLAIM: &str = "WITH claimed AS (
+         INSERT INTO idempotency_keys (caller, request_id, method, request_hash)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (caller, request_id) DO NOTHING
+         RETURNING 1
+     ), audited AS (
+         INSERT INTO audit_log (actor, role, method, request_id, trace_id, request_hash)
+         SELECT $5, $6, $3, $2, $7, $4 FROM claimed
+     )";
+
 /// Looks the request id up inside `tx` (and writes the audit record of a fresh
 /// request). `method` is the RPC's name.
 pub async fn claim<R: Message + Default>(
@@ -120,38 +132,77 @@ pub async fn claim<R: Message + Default>(
     method: &'static str,
     request: &impl Message,
 ) -> Result<Claim<R>, ServiceError> {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("{CLAIM} SELECT count(*) AS claimed FROM claimed"));
+    let (claim, _) = claim_reading(tx, who, request_id, method, request, &SQL, |query| query).await?;
+    Ok(claim)
+}
+
+/// The statement of [`begin_reading`]: the claim, then `read` — a `SELECT` whose
+/// parameters start at `$8` and which returns at least one row. Build it once (a
+/// `LazyLock`).
+pub fn claim_statement(read: &str) -> String {
+    format!("{CLAIM} SELECT (SELECT count(*) FROM claimed) AS claimed, r.* FROM ({read}) AS r")
+}
+
+/// [`begin`] with the request's first read in the same round trip: `statement`
+/// comes from [`claim_statement`] and `bind` binds the read's parameters (`$8` on).
+/// The read's rows come back with a fresh claim; they are not read on a replay. They
+/// are as of the statement's start: when a concurrent duplicate made the claim wait
+/// and then rolled back, as of before that wait.
+pub async fn begin_reading<'q, R: Message + Default>(
+    tx: &mut PgConnection,
+    caller: &crate::auth::Caller,
+    request_id: &str,
+    method: &'static str,
+    request: &impl Message,
+    statement: &'q str,
+    bind: impl FnOnce(PgQuery<'q>) -> PgQuery<'q>,
+) -> Result<Result<(IdempotencyKey, Vec<PgRow>), R>, ServiceError> {
+    Ok(
+        match claim_reading(tx, caller, request_id, method, request, statement, bind).await? {
+            (Claim::Fresh(key), rows) => Ok((key, rows)),
+            (Claim::Replay(response), _) => Err(response),
+        },
+    )
+}
+
+async fn claim_reading<'q, R: Message + Default>(
+    tx: &mut PgConnection,
+    who: &crate::auth::Caller,
+    request_id: &str,
+    method: &'static str,
+    request: &impl Message,
+    statement: &'q str,
+    bind: impl FnOnce(PgQuery<'q>) -> PgQuery<'q>,
+) -> Result<(Claim<R>, Vec<PgRow>), ServiceError> {
     let scope = who.idempotency_scope();
     let caller = scope.as_str();
     let request_hash = fingerprint(method, request);
     // Claiming first makes a concurrent duplicate wait here on our uncommitted row
     // until we commit (then it replays) or roll back (then it runs).
-    // The claim and, when it is new, its audit record: one round trip.
-    let inserted: i64 = sqlx::query_scalar(
-        "WITH claimed AS (
-             INSERT INTO idempotency_keys (caller, request_id, method, request_hash)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (caller, request_id) DO NOTHING
-             RETURNING 1
-         ), audited AS (
-             INSERT INTO audit_log (actor, role, method, request_id, trace_id, request_hash)
-             SELECT $5, $6, $3, $2, $7, $4 FROM claimed
-         )
-         SELECT count(*) FROM claimed",
+    let rows = bind(
+        sqlx::query(statement)
+            .bind(caller.to_string())
+            .bind(request_id.to_string())
+            .bind(method)
+            .bind(request_hash.clone())
+            .bind(who.sub.clone())
+            .bind(who.role.as_str())
+            .bind(who.trace_id.clone()),
     )
-    .bind(caller)
-    .bind(request_id)
-    .bind(method)
-    .bind(&request_hash)
-    .bind(&who.sub)
-    .bind(who.role.as_str())
-    .bind(&who.trace_id)
-    .fetch_one(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
+    let inserted: i64 = match rows.first() {
+        Some(row) => row.try_get("claimed")?,
+        None => return Err(ServiceError::internal("the claim's read returned no row")),
+    };
     if inserted == 1 {
-        return Ok(Claim::Fresh(IdempotencyKey {
+        let key = IdempotencyKey {
             caller: caller.to_string(),
             request_id: request_id.to_string(),
-        }));
+        };
+        return Ok((Claim::Fresh(key), rows));
     }
     type Stored = (String, Vec<u8>, Option<Vec<u8>>, Option<serde_json::Value>);
     let (stored_method, stored_hash, response, refusal): Stored = sqlx::query_as(
@@ -173,7 +224,7 @@ pub async fn claim<R: Message + Default>(
         return Err(refusal.into_error());
     }
     match response {
-        Some(response) => Ok(Claim::Replay(R::decode(response.as_slice())?)),
+        Some(response) => Ok((Claim::Replay(R::decode(response.as_slice())?), Vec::new())),
         None => Err(ServiceError::new(
             tonic::Code::Aborted,
             "REQUEST_IN_FLIGHT",

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use distnet_platform::ServiceError;
 use distnet_platform::auth::{Caller, Role};
-use distnet_platform::idempotency::IdempotencyKey;
+use distnet_platform::idempotency::{self, IdempotencyKey};
 use distnet_platform::pagination;
 use distnet_platform::validate::Violations;
 use distnet_proto::allocation::v1::*;
@@ -103,13 +103,25 @@ impl AllocationApi {
         caller.require(access::ORDER_TAKERS)?;
 
         let mut tx = self.pool.begin().await?;
-        let key =
-            match begin_idempotent(&mut tx, &caller, &message.request_id, "PlaceOrder", &message).await? {
-                Ok(key) => key,
-                Err(replay) => return Ok(replay),
-            };
+        // The claim and the retailer, window and catalog reads: one round trip.
+        static CLAIM_READING: LazyLock<String> =
+            LazyLock::new(|| idempotency::claim_statement(store::ORDER_CONTEXT));
         let sku_list: Vec<String> = skus.iter().cloned().collect();
-        let context = store::order_context(&mut tx, customer, cycle, &sku_list).await?;
+        let (key, rows) = match idempotency::begin_reading(
+            &mut tx,
+            &caller,
+            &message.request_id,
+            "PlaceOrder",
+            &message,
+            &CLAIM_READING,
+            |query| store::bind_context(query, customer, cycle, &sku_list),
+        )
+        .await?
+        {
+            Ok(fresh) => fresh,
+            Err(replay) => return Ok(replay),
+        };
+        let context = store::order_context(&rows, cycle)?;
         let retailer = in_scope(&caller, customer, context.retailer)?;
         let (window, products) = (context.window, context.products);
         let now = self.clock.now();

@@ -5,7 +5,8 @@ use distnet_platform::ServiceError;
 use distnet_platform::idempotency::PgQuery;
 use distnet_platform::pagination::Page;
 use distnet_proto::allocation::v1::{Order, OrderLine, OrderStatus};
-use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow as _, PgConnection};
 
 use super::{cny, timestamp};
 
@@ -329,29 +330,38 @@ struct ContextRow {
     updated_at: Option<DateTime<Utc>>,
 }
 
-/// [`OrderContext`] in one round trip (three reads joined on a single row).
-pub async fn order_context(
-    conn: &mut PgConnection,
-    customer_id: &str,
+/// The read of [`OrderContext`] (three reads joined on a single row), made by the
+/// request's idempotency claim ([`distnet_platform::idempotency::begin_reading`]):
+/// its parameters start at `$8`, bound by [`bind_context`].
+pub const ORDER_CONTEXT: &str = "SELECT r.customer_id, r.area_id, r.owner_id, r.settlement, r.license_status, \
+            r.credit_limit_fen, r.blacklisted, c.opens_at, c.closes_at, c.release_at, \
+            p.sku, p.display_name, p.price_class, p.wholesale_fen, p.cartons_per_case, \
+            p.scarce, p.stock_cartons, p.updated_at \
+       FROM (VALUES (1)) AS one (x) \
+       LEFT JOIN retailers r ON r.customer_id = $8 AND r.profile_known \
+       LEFT JOIN cycles c ON c.cycle_id = $9 \
+       LEFT JOIN products p ON p.sku = ANY($10) \
+      ORDER BY p.sku";
+
+/// Binds [`ORDER_CONTEXT`]'s parameters.
+pub fn bind_context<'q>(
+    query: PgQuery<'q>,
+    customer_id: &'q str,
     cycle: crate::domain::cycle::CycleId,
-    skus: &[String],
+    skus: &'q [String],
+) -> PgQuery<'q> {
+    query.bind(customer_id).bind(cycle.to_string()).bind(skus)
+}
+
+/// [`OrderContext`] from the rows of [`ORDER_CONTEXT`].
+pub fn order_context(
+    rows: &[PgRow],
+    cycle: crate::domain::cycle::CycleId,
 ) -> Result<OrderContext, ServiceError> {
-    let mut rows: Vec<ContextRow> = sqlx::query_as(
-        "SELECT r.customer_id, r.area_id, r.owner_id, r.settlement, r.license_status, \
-                r.credit_limit_fen, r.blacklisted, c.opens_at, c.closes_at, c.release_at, \
-                p.sku, p.display_name, p.price_class, p.wholesale_fen, p.cartons_per_case, \
-                p.scarce, p.stock_cartons, p.updated_at \
-           FROM (VALUES (1)) AS one (x) \
-           LEFT JOIN retailers r ON r.customer_id = $1 AND r.profile_known \
-           LEFT JOIN cycles c ON c.cycle_id = $2 \
-           LEFT JOIN products p ON p.sku = ANY($3) \
-          ORDER BY p.sku",
-    )
-    .bind(customer_id)
-    .bind(cycle.to_string())
-    .bind(skus)
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut rows = rows
+        .iter()
+        .map(ContextRow::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     let Some(first) = rows.first_mut() else {
         return Err(ServiceError::internal("the order context query returned no row"));
     };
