@@ -134,8 +134,12 @@ pub async fn claim<R: Message + Default>(
 ) -> Result<Claim<R>, ServiceError> {
     static SQL: LazyLock<String> =
         LazyLock::new(|| format!("{CLAIM} SELECT count(*) AS claimed FROM claimed"));
-    let (claim, _) = claim_reading(tx, who, request_id, method, request, &SQL, |query| query).await?;
-    Ok(claim)
+    Ok(
+        match begin_reading(tx, who, request_id, method, request, &SQL, |query| query).await? {
+            Ok((key, _)) => Claim::Fresh(key),
+            Err(response) => Claim::Replay(response),
+        },
+    )
 }
 
 /// The statement of [`begin_reading`]: the claim, then `read` — a `SELECT` whose
@@ -152,30 +156,13 @@ pub fn claim_statement(read: &str) -> String {
 /// and then rolled back, as of before that wait.
 pub async fn begin_reading<'q, R: Message + Default>(
     tx: &mut PgConnection,
-    caller: &crate::auth::Caller,
-    request_id: &str,
-    method: &'static str,
-    request: &impl Message,
-    statement: &'q str,
-    bind: impl FnOnce(PgQuery<'q>) -> PgQuery<'q>,
-) -> Result<Result<(IdempotencyKey, Vec<PgRow>), R>, ServiceError> {
-    Ok(
-        match claim_reading(tx, caller, request_id, method, request, statement, bind).await? {
-            (Claim::Fresh(key), rows) => Ok((key, rows)),
-            (Claim::Replay(response), _) => Err(response),
-        },
-    )
-}
-
-async fn claim_reading<'q, R: Message + Default>(
-    tx: &mut PgConnection,
     who: &crate::auth::Caller,
     request_id: &str,
     method: &'static str,
     request: &impl Message,
     statement: &'q str,
     bind: impl FnOnce(PgQuery<'q>) -> PgQuery<'q>,
-) -> Result<(Claim<R>, Vec<PgRow>), ServiceError> {
+) -> Result<Result<(IdempotencyKey, Vec<PgRow>), R>, ServiceError> {
     let scope = who.idempotency_scope();
     let caller = scope.as_str();
     let request_hash = fingerprint(method, request);
@@ -202,7 +189,7 @@ async fn claim_reading<'q, R: Message + Default>(
             caller: caller.to_string(),
             request_id: request_id.to_string(),
         };
-        return Ok((Claim::Fresh(key), rows));
+        return Ok(Ok((key, rows)));
     }
     type Stored = (String, Vec<u8>, Option<Vec<u8>>, Option<serde_json::Value>);
     let (stored_method, stored_hash, response, refusal): Stored = sqlx::query_as(
@@ -224,7 +211,7 @@ async fn claim_reading<'q, R: Message + Default>(
         return Err(refusal.into_error());
     }
     match response {
-        Some(response) => Ok((Claim::Replay(R::decode(response.as_slice())?), Vec::new())),
+        Some(response) => Ok(Err(R::decode(response.as_slice())?)),
         None => Err(ServiceError::new(
             tonic::Code::Aborted,
             "REQUEST_IN_FLIGHT",
