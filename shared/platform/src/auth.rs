@@ -188,13 +188,15 @@ impl Caller {
     }
 }
 
-/// Reads the caller the middleware stored, or `UNAUTHENTICATED`.
-pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, ServiceError> {
-    request
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .ok_or_else(|| ServiceError::unauthenticated("no bearer token"))
+/// The caller the middleware stored and the request's message, or
+/// `UNAUTHENTICATED`. Taken out of the request, not cloned: a caller is an
+/// allocation per field.
+pub fn caller<T>(request: tonic::Request<T>) -> Result<(Caller, T), ServiceError> {
+    let (_, mut extensions, message) = request.into_parts();
+    let caller = extensions
+        .remove::<Caller>()
+        .ok_or_else(|| ServiceError::unauthenticated("no bearer token"))?;
+    Ok((caller, message))
 }
 
 /// Validates bearer tokens.

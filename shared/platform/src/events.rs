@@ -396,12 +396,12 @@ impl<H: EventHandler> EventSink for EventInbox<H> {
         &self,
         request: tonic::Request<DeliverRequest>,
     ) -> Result<tonic::Response<DeliverResponse>, tonic::Status> {
-        let caller = auth::caller(&request).map_err(|e| e.into_status(self.domain))?;
+        let (caller, message) = auth::caller(request).map_err(|e| e.into_status(self.domain))?;
         caller
             .require(&[Role::Service, Role::Admin])
             .map_err(|e| e.into_status(self.domain))?;
         let response = self
-            .apply_all(&request.get_ref().events)
+            .apply_all(&message.events)
             .await
             .map_err(|e| e.into_status(self.domain))?;
         Ok(tonic::Response::new(response))

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use tonic::{Request, Response, Status};
 
-use crate::auth::Caller;
+use crate::auth::{self, Caller};
 use crate::error::ServiceError;
 
 /// Runs `handler` with the caller and the message of `request`.
@@ -18,11 +18,7 @@ where
     F: FnOnce(Caller, T) -> Fut,
     Fut: Future<Output = Result<R, ServiceError>>,
 {
-    // Taken out of the request, not cloned: the caller is one allocation per field.
-    let (_, mut extensions, message) = request.into_parts();
-    let caller = extensions
-        .remove::<Caller>()
-        .ok_or_else(|| ServiceError::unauthenticated("no bearer token").into_status(domain))?;
+    let (caller, message) = auth::caller(request).map_err(|e| e.into_status(domain))?;
     handler(caller, message)
         .await
         .map(Response::new)

@@ -616,7 +616,7 @@ pub struct QuotaLine<'a> {
 }
 
 /// Why [`take_quota_and_credit`] could not take a line's cartons.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub enum QuotaShort {
     /// The product has no committed allocation (with a supply) in the cycle.
     NotAllocated,
@@ -630,7 +630,7 @@ pub enum QuotaShort {
 }
 
 /// What [`take_quota_and_credit`] could not take.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Shortfall {
     /// The lines beyond the retailer's remaining quota, in sku order.
     pub quota: Vec<(String, QuotaShort)>,
@@ -662,9 +662,9 @@ struct GuardRow {
 /// limit_fen))`, adds the value to the retailer's outstanding credit only while it
 /// stays within the limit (DOMAIN.md "Credit"). Rows are taken in sku order, quota
 /// before credit. The same statement reads what the retailer had of each line's
-/// product and what it owed, so a refusal explains itself without reading again. A line asking more
-/// than the allocation's quota may still fit in an existing row's extra quota: that
-/// rare case takes one more statement per line.
+/// product and what it owed, so a refusal explains itself without reading again. A
+/// line asking more than the allocation's quota may still fit in an existing row's
+/// extra quota: that rare case takes one more statement per line.
 pub async fn take_quota_and_credit(
     tx: &mut PgConnection,
     customer_id: &str,
