@@ -11,7 +11,7 @@ use std::time::Duration;
 use distnet_platform::clock::{self, SharedClock};
 use distnet_platform::events::{EventInbox, Outbox, Relay};
 use distnet_platform::server::{self, ServeSpec, ServerHandle, Shutdown};
-use distnet_platform::{Settings, auth, db};
+use distnet_platform::{Settings, auth, db, retention};
 use distnet_proto::accreditation::v1::accreditation_service_server::AccreditationServiceServer;
 use distnet_proto::events::v1::event_sink_server::EventSinkServer;
 use tonic::server::NamedService as _;
@@ -53,6 +53,7 @@ pub async fn serve_with_clock(
     let outbox = Outbox::new(SERVICE, settings);
     let token = auth::service_token(&settings.auth, SERVICE)?;
     Relay::new(pool.clone(), settings, token)?.spawn(shutdown.subscribe());
+    retention::spawn(pool.clone(), &settings.retention, shutdown.clone());
     // Licenses expire by themselves at the end of their term: the sweep persists that
     // (and lifted suspensions) and publishes the standing changes.
     let (sweep_pool, sweep_outbox, sweep_clock) = (pool.clone(), outbox.clone(), clock.clone());

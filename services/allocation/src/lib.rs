@@ -10,7 +10,7 @@ use distnet_platform::cache;
 use distnet_platform::clock::{self, SharedClock};
 use distnet_platform::events::{EventInbox, Outbox, Relay};
 use distnet_platform::server::{self, ServeSpec, ServerHandle, Shutdown};
-use distnet_platform::{Settings, auth, db};
+use distnet_platform::{Settings, auth, db, retention};
 use distnet_proto::allocation::v1::allocation_service_server::AllocationServiceServer;
 use distnet_proto::events::v1::event_sink_server::EventSinkServer;
 use tonic::server::NamedService as _;
@@ -57,6 +57,7 @@ pub async fn serve_with_clock(
     let outbox = Outbox::new(SERVICE, settings);
     let token = auth::service_token(&settings.auth, SERVICE)?;
     Relay::new(pool.clone(), settings, token)?.spawn(shutdown.subscribe());
+    retention::spawn(pool.clone(), &settings.retention, shutdown.clone());
 
     if !settings.telemetry.otlp_endpoint.is_empty() {
         spawn_utilization_gauge(settings, pool.clone(), clock.clone(), shutdown.clone());

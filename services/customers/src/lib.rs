@@ -13,7 +13,7 @@ use distnet_platform::cache::{self, Cache};
 use distnet_platform::clock::{self, SharedClock};
 use distnet_platform::events::{EventInbox, Outbox, Relay};
 use distnet_platform::server::{self, ServeSpec, ServerHandle, Shutdown};
-use distnet_platform::{Settings, auth, db};
+use distnet_platform::{Settings, auth, db, retention};
 use distnet_proto::customers::v1::customer_service_server::CustomerServiceServer;
 use distnet_proto::events::v1::event_sink_server::EventSinkServer;
 use tonic::server::NamedService as _;
@@ -61,6 +61,7 @@ pub async fn serve_with_clock(
     let outbox = Outbox::new(SERVICE, settings);
     let relay_token = auth::service_token(&settings.auth, SERVICE)?;
     Relay::new(pool.clone(), settings, relay_token)?.spawn(shutdown.subscribe());
+    retention::spawn(pool.clone(), &settings.retention, shutdown.clone());
     // Overdue cases escalate by themselves: marked once each, `CaseEscalated` published.
     // With metrics exported, the sweep also counts what is overdue (`distnet.cases.overdue`).
     let (sweep_pool, sweep_outbox, sweep_clock) = (pool.clone(), outbox.clone(), clock.clone());

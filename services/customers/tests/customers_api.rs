@@ -209,6 +209,55 @@ async fn the_same_request_id_for_a_different_request_is_invalid() {
     service.stop().await;
 }
 
+/// Request ids are remembered for `retention.idempotency_days`: inside the window a
+/// reused id is recognised, after it the background sweep has forgotten it and the id
+/// is a new request.
+#[tokio::test]
+async fn a_request_id_is_forgotten_after_its_retention_window() {
+    let db = TestService::database().await;
+    let mut settings = distnet_testkit::settings(&db.url);
+    settings.retention.sweep_ms = 1_000;
+    let service = TestService::start_with(&settings).await;
+    let mut admin = service.admin();
+    admin
+        .create_customer(create_request("r-kept", "", retailer("甲", "area-01", "cm-001")))
+        .await
+        .expect("first");
+    let reused = admin
+        .create_customer(create_request("r-kept", "", retailer("乙", "area-01", "cm-001")))
+        .await
+        .expect_err("remembered");
+    assert_eq!(bad_fields(&reused), vec!["request_id".to_string()]);
+
+    // 31 days later (the default window is 30).
+    let pool = distnet_platform::db::pool(&settings.database, "customers").expect("pool");
+    sqlx::query("UPDATE idempotency_keys SET created_at = created_at - interval '31 days' WHERE request_id = 'r-kept'")
+        .execute(&pool)
+        .await
+        .expect("aged");
+    distnet_testkit::eventually("the request id swept", || {
+        let pool = pool.clone();
+        async move {
+            let left: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM idempotency_keys WHERE request_id = 'r-kept'")
+                    .fetch_one(&pool)
+                    .await
+                    .ok()?;
+            (left == 0).then_some(())
+        }
+    })
+    .await;
+    let again = admin
+        .create_customer(create_request("r-kept", "", retailer("乙", "area-01", "cm-001")))
+        .await
+        .expect("a new request")
+        .into_inner();
+    assert_eq!(again.display_name, "乙");
+    pool.close().await;
+    service.stop().await;
+    drop(db);
+}
+
 #[tokio::test]
 async fn a_stale_etag_is_aborted() {
     let service = TestService::start().await;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use distnet_platform::clock::{self, SharedClock};
 use distnet_platform::events::{EventInbox, Outbox, Relay};
 use distnet_platform::server::{self, ServeSpec, ServerHandle, Shutdown};
-use distnet_platform::{Settings, auth, db};
+use distnet_platform::{Settings, auth, db, retention};
 use distnet_proto::events::v1::event_sink_server::EventSinkServer;
 use distnet_proto::logistics::v1::logistics_service_server::LogisticsServiceServer;
 use tonic::server::NamedService as _;
@@ -54,6 +54,7 @@ pub async fn serve_with_clock(
     let token = auth::service_token(&settings.auth, SERVICE)?;
     let outbox = Outbox::new(SERVICE, settings);
     Relay::new(pool.clone(), settings, token.clone())?.spawn(shutdown.subscribe());
+    retention::spawn(pool.clone(), &settings.retention, shutdown.clone());
     let customers = customers::Customers::new(
         &settings.services.customers.url,
         &settings.tls,

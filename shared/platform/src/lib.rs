@@ -18,6 +18,7 @@ pub mod middleware;
 pub mod pagination;
 pub mod postgres;
 pub mod ratelimit;
+pub mod retention;
 pub mod rpc;
 pub mod server;
 pub mod settings;

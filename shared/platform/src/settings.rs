@@ -39,6 +39,8 @@ pub struct Settings {
     pub tls: TlsSettings,
     pub telemetry: TelemetrySettings,
     pub events: EventSettings,
+    /// How long the platform tables keep what is no longer needed.
+    pub retention: RetentionSettings,
     /// Where each service listens and where the others reach it.
     pub services: ServicesSettings,
     pub accreditation: AccreditationSettings,
@@ -369,6 +371,41 @@ impl Default for EventSettings {
             relay_poll_ms: 200,
             relay_batch: 100,
             relay_max_backoff_ms: 30_000,
+        }
+    }
+}
+
+/// How long each service's platform tables keep rows that are no longer needed, swept
+/// in the background ([`crate::retention`]); 0 days keeps a table's rows forever. The
+/// audit log is not swept: how long it is kept is the operator's policy.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RetentionSettings {
+    /// An event every subscriber has received stays in the outbox this long (for
+    /// inspection); one still pending for any subscriber stays until it is delivered.
+    pub outbox_days: u32,
+    /// A consumed event's id stays in the inbox this long, so a redelivery is still
+    /// recognised (a publisher re-sends only an event whose delivery it could not
+    /// confirm, within its backoff).
+    pub inbox_days: u32,
+    /// A request id is remembered with its response this long: a retry after it is a
+    /// new request (phones that were offline for days still replay within it).
+    pub idempotency_days: u32,
+    /// How often the sweep runs.
+    pub sweep_ms: u64,
+    /// Rows deleted per statement, so a sweep never holds many locks or a long
+    /// transaction.
+    pub batch: i64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            outbox_days: 7,
+            inbox_days: 30,
+            idempotency_days: 30,
+            sweep_ms: 600_000,
+            batch: 5_000,
         }
     }
 }
