@@ -71,14 +71,8 @@ pub async fn retailer(conn: &mut PgConnection, customer_id: &str) -> Result<Opti
     .await?)
 }
 
-async fn bump_revision(tx: &mut PgConnection) -> Result<(), ServiceError> {
-    sqlx::query("UPDATE replica_state SET revision = revision + 1 WHERE id = 1")
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
-
-/// From `CustomerChanged`: the profile facts allocation decides with.
+/// From `CustomerChanged`: the profile facts allocation decides with. A change bumps
+/// the replica revision at commit (trigger `retailers_replica_revision`).
 pub async fn upsert_profile(
     tx: &mut PgConnection,
     customer_id: &str,
@@ -87,7 +81,7 @@ pub async fn upsert_profile(
     format: i16,
     settlement: i16,
 ) -> Result<(), ServiceError> {
-    let changed = sqlx::query(
+    sqlx::query(
         "INSERT INTO retailers (customer_id, area_id, owner_id, format, settlement, profile_known) \
          VALUES ($1, $2, $3, $4, $5, true) \
          ON CONFLICT (customer_id) DO UPDATE SET area_id = $2, owner_id = $3, format = $4, settlement = $5, \
@@ -102,11 +96,7 @@ pub async fn upsert_profile(
     .bind(format)
     .bind(settlement)
     .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if changed > 0 {
-        bump_revision(tx).await?;
-    }
+    .await?;
     Ok(())
 }
 
@@ -124,9 +114,10 @@ pub struct StandingFacts {
     pub version: i64,
 }
 
-/// Applies a standing unless a newer one is already here (versions only grow).
+/// Applies a standing unless a newer one is already here (versions only grow); a
+/// change bumps the replica revision at commit.
 pub async fn upsert_standing(tx: &mut PgConnection, s: &StandingFacts) -> Result<(), ServiceError> {
-    let changed = sqlx::query(
+    sqlx::query(
         "INSERT INTO retailers (customer_id, area_id, license_status, tier, grading_version, customer_class, \
          credit_limit_fen, blacklisted, standing_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT (customer_id) DO UPDATE SET \
@@ -145,10 +136,6 @@ pub async fn upsert_standing(tx: &mut PgConnection, s: &StandingFacts) -> Result
     .bind(s.blacklisted)
     .bind(s.version)
     .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if changed > 0 {
-        bump_revision(tx).await?;
-    }
+    .await?;
     Ok(())
 }

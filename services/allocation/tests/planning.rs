@@ -213,6 +213,88 @@ async fn preview_persists_nothing_and_commit_persists_the_same_quotas() {
     service.stop().await;
 }
 
+/// A commit copies the replica into a new snapshot only when a retailer changed since
+/// the last one (the replica revision, bumped when a change commits).
+#[tokio::test]
+async fn a_commit_reuses_the_snapshot_until_the_replica_changes() {
+    let service = TestService::start().await;
+    service.know(&twelve_in_three_tiers()).await;
+    let mut planner = service.planner();
+    for sku in ["zhonghua", "yuxi", "liqun"] {
+        scarce_product(&mut planner, sku, 24, 0, tier_quota(1, 3, Some(3), Some(1))).await;
+    }
+    let tier_3 = |a: &Allocation| a.tiers.iter().find(|t| t.tier == 3).map(|t| t.retailers);
+    let first = commit(&mut planner, &["zhonghua"]).await.remove(0);
+    let second = commit(&mut planner, &["yuxi"]).await.remove(0);
+    assert_eq!(second.snapshot, first.snapshot, "nothing changed in between");
+    assert_eq!(tier_3(&second), Some(4));
+
+    // r-00 moves up to tier 3: the next commit takes a new snapshot with it there.
+    service.know(&[Retailer::new("r-00", 3)]).await;
+    let third = commit(&mut planner, &["liqun"]).await.remove(0);
+    assert_ne!(third.snapshot, first.snapshot);
+    assert_eq!((tier_3(&third), third.eligible_retailers), (Some(5), 12));
+    service.stop().await;
+}
+
+/// A delivery waiting for a retailer row that another transaction holds does not hold
+/// the replica revision meanwhile (it is bumped when the delivery commits), so the
+/// other transaction can still bump it and commit. Bumped as each row changed, the two
+/// deadlocked: seen when customers' and accreditation's deliveries met (2026-12-04).
+#[tokio::test]
+async fn a_delivery_waiting_for_a_retailer_does_not_hold_the_replica_revision() {
+    let db = migrated_db().await;
+    let settings = distnet_testkit::settings(&db.url);
+    let service = TestService::start_with(&settings).await;
+    service.know(&twelve_in_three_tiers()).await;
+    let pool = distnet_platform::db::pool(&settings.database, "allocation").expect("pool");
+
+    // Another delivery, half way: it changed r-03 and holds that row.
+    let mut other = pool.begin().await.expect("begin");
+    sqlx::query("UPDATE retailers SET tier = 2 WHERE customer_id = 'r-03'")
+        .execute(&mut *other)
+        .await
+        .expect("r-03 changed");
+    // This one changes r-00, then waits for r-03.
+    let delivery = tokio::spawn(async move {
+        service
+            .know(&[Retailer::new("r-00", 3), Retailer::new("r-03", 3)])
+            .await;
+        service
+    });
+    distnet_testkit::eventually("the delivery waits for r-03", || {
+        let pool = pool.clone();
+        async move {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&pool)
+            .await
+            .ok()?;
+            (waiting > 0).then_some(())
+        }
+    })
+    .await;
+    // The other delivery changes the replica once more and commits.
+    sqlx::query("UPDATE replica_state SET revision = revision + 1 WHERE id = 1")
+        .execute(&mut *other)
+        .await
+        .expect("the revision is free");
+    other.commit().await.expect("the other delivery commits");
+    let service = delivery.await.expect("the delivery commits too");
+
+    let tiers: Vec<(String, i32)> = sqlx::query_as(
+        "SELECT customer_id, tier FROM retailers WHERE customer_id IN ('r-00', 'r-03') ORDER BY customer_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("replica read");
+    assert_eq!(tiers, [("r-00".to_string(), 3), ("r-03".to_string(), 3)]);
+    pool.close().await;
+    service.stop().await;
+    drop(db);
+}
+
 #[tokio::test]
 async fn entitlements_of_all_retailers_add_up_to_the_committed_total() {
     let service = TestService::start().await;
