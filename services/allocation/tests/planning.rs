@@ -243,26 +243,56 @@ async fn a_commit_reuses_the_snapshot_until_the_replica_changes() {
 /// deadlocked: seen when customers' and accreditation's deliveries met (2026-12-04).
 #[tokio::test]
 async fn a_delivery_waiting_for_a_retailer_does_not_hold_the_replica_revision() {
+    // The delivery changes r-00, then waits for r-03; the other bumps the revision.
+    let tiers = delivery_beside_another(
+        "UPDATE retailers SET tier = 2 WHERE customer_id = 'r-03'",
+        &["r-00", "r-03"],
+        "UPDATE replica_state SET revision = revision + 1 WHERE id = 1",
+    )
+    .await;
+    assert_eq!(tiers, [("r-00".to_string(), 3), ("r-03".to_string(), 3)]);
+}
+
+/// A delivery takes its retailers in aggregate order whatever order it lists them in,
+/// so two deliveries about the same retailers in opposite orders (a grading's
+/// standings and a batch of profile changes) wait for each other instead of
+/// deadlocking.
+#[tokio::test]
+async fn deliveries_about_the_same_retailers_take_them_in_one_order() {
+    // The other goes through r-05 then r-07; the delivery lists r-07 first, so it must
+    // wait for r-05 before it touches r-07.
+    let tiers = delivery_beside_another(
+        "UPDATE retailers SET tier = 1 WHERE customer_id = 'r-05'",
+        &["r-07", "r-05"],
+        "UPDATE retailers SET tier = 1 WHERE customer_id = 'r-07'",
+    )
+    .await;
+    assert_eq!(tiers, [("r-05".to_string(), 3), ("r-07".to_string(), 3)]);
+}
+
+/// Another delivery, half way: a transaction of its own runs `first` and holds what
+/// it took while the service is delivered standings of tier 3 for `ids` (after the
+/// twelve of [`twelve_in_three_tiers`]); once that delivery waits for a lock, the
+/// other runs `then` and commits. Both must commit. Returns `ids`' tiers in the
+/// replica afterwards, by id.
+async fn delivery_beside_another(first: &str, ids: &[&str], then: &str) -> Vec<(String, i32)> {
     let db = migrated_db().await;
     let settings = distnet_testkit::settings(&db.url);
     let service = TestService::start_with(&settings).await;
     service.know(&twelve_in_three_tiers()).await;
     let pool = distnet_platform::db::pool(&settings.database, "allocation").expect("pool");
 
-    // Another delivery, half way: it changed r-03 and holds that row.
     let mut other = pool.begin().await.expect("begin");
-    sqlx::query("UPDATE retailers SET tier = 2 WHERE customer_id = 'r-03'")
+    sqlx::query(first)
         .execute(&mut *other)
         .await
-        .expect("r-03 changed");
-    // This one changes r-00, then waits for r-03.
+        .expect("the other's first step");
+    let retailers: Vec<Retailer> = ids.iter().map(|id| Retailer::new(*id, 3)).collect();
     let delivery = tokio::spawn(async move {
-        service
-            .know(&[Retailer::new("r-00", 3), Retailer::new("r-03", 3)])
-            .await;
+        service.know(&retailers).await;
         service
     });
-    distnet_testkit::eventually("the delivery waits for r-03", || {
+    distnet_testkit::eventually("the delivery waits for a lock", || {
         let pool = pool.clone();
         async move {
             let waiting: i64 = sqlx::query_scalar(
@@ -275,24 +305,24 @@ async fn a_delivery_waiting_for_a_retailer_does_not_hold_the_replica_revision() 
         }
     })
     .await;
-    // The other delivery changes the replica once more and commits.
-    sqlx::query("UPDATE replica_state SET revision = revision + 1 WHERE id = 1")
+    sqlx::query(then)
         .execute(&mut *other)
         .await
-        .expect("the revision is free");
+        .expect("the other's next step");
     other.commit().await.expect("the other delivery commits");
     let service = delivery.await.expect("the delivery commits too");
 
-    let tiers: Vec<(String, i32)> = sqlx::query_as(
-        "SELECT customer_id, tier FROM retailers WHERE customer_id IN ('r-00', 'r-03') ORDER BY customer_id",
+    let tiers = sqlx::query_as(
+        "SELECT customer_id, tier FROM retailers WHERE customer_id = ANY($1) ORDER BY customer_id",
     )
+    .bind(ids)
     .fetch_all(&pool)
     .await
     .expect("replica read");
-    assert_eq!(tiers, [("r-00".to_string(), 3), ("r-03".to_string(), 3)]);
     pool.close().await;
     service.stop().await;
     drop(db);
+    tiers
 }
 
 #[tokio::test]

@@ -370,13 +370,21 @@ impl<H: EventHandler> EventInbox<H> {
         Ok(new)
     }
 
-    /// Applies a delivery's events in order in one transaction: one commit per batch
-    /// instead of one per event. Any failure rolls the whole batch back and the relay
-    /// resends it; events already recorded are skipped, so the effect stays exactly once.
+    /// Applies a delivery's events in one transaction: one commit per batch instead of
+    /// one per event. Any failure rolls the whole batch back and the relay resends it;
+    /// events already recorded are skipped, so the effect stays exactly once.
+    ///
+    /// Events are applied by aggregate, each aggregate's in the order delivered (the
+    /// contract orders events per aggregate only). Deliveries from different publishers
+    /// about the same aggregates (allocation's replica gets `StandingChanged` and
+    /// `CustomerChanged`, both keyed `customers/{id}`) then take those rows in one
+    /// order and cannot deadlock.
     async fn apply_all(&self, events: &[EventEnvelope]) -> Result<DeliverResponse, ServiceError> {
+        let mut by_aggregate: Vec<&EventEnvelope> = events.iter().collect();
+        by_aggregate.sort_by(|a, b| a.aggregate.cmp(&b.aggregate));
         let mut tx = self.pool.begin().await?;
         let mut response = DeliverResponse::default();
-        for event in events {
+        for event in by_aggregate {
             let span = tracing::info_span!("event.apply", event_type = %event.event_type, aggregate = %event.aggregate);
             telemetry::continue_trace_from_map(&span, &event.trace_context);
             if self.apply(&mut tx, event).instrument(span).await? {
