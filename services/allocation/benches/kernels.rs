@@ -13,6 +13,9 @@ use distnet_allocation::domain::proportional::ProportionalPolicy;
 use distnet_allocation::domain::run::{self, PolicyBody, Rule};
 use distnet_allocation::domain::tier_quota::{self, TierQuotaInput, TierQuotaPolicy};
 
+// Measured with the services' allocator.
+distnet_platform::use_mimalloc!();
+
 const RETAILERS: u32 = 100_000;
 const PRODUCTS: u32 = 200;
 

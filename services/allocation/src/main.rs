@@ -3,6 +3,8 @@
 use distnet_platform::server::{Shutdown, bind, termination_signal};
 use distnet_platform::{Settings, telemetry};
 
+distnet_platform::use_mimalloc!();
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;

@@ -152,6 +152,8 @@ enum BenchTarget {
     },
 }
 
+distnet_platform::use_mimalloc!();
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -1,4 +1,4 @@
-//! The allocator every distnet binary uses, and heap memory back to the system after
+//! The allocator every distnet program chooses, and heap memory back to the system after
 //! a large, rare batch.
 //!
 //! mimalloc instead of glibc's malloc: the request paths allocate and free many small
@@ -11,11 +11,23 @@
 //! one such batch would stay well above its steady state. [`release_free_memory`]
 //! returns them.
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+pub use mimalloc::MiMalloc;
 
-/// Returns the allocator's free pages to the system. Costs a walk of the heap: call
-/// it after batches, not per request.
+/// Makes mimalloc the allocator of the binary it is written in: one line in each
+/// program's `main.rs` (the services, `distnet`, the benchmarks). Not chosen by this
+/// library, because the fuzz targets link the same libraries and need the system
+/// allocator for AddressSanitizer to see the heap.
+#[macro_export]
+macro_rules! use_mimalloc {
+    () => {
+        #[global_allocator]
+        static ALLOCATOR: $crate::memory::MiMalloc = $crate::memory::MiMalloc;
+    };
+}
+
+/// Returns the allocator's free pages to the system (in a binary that has not chosen
+/// mimalloc, there are none of its pages to return). Costs a walk of the heap: call it
+/// after batches, not per request.
 pub fn release_free_memory() {
     // SAFETY: mi_collect only frees memory the allocator holds unused; it takes no
     // pointers and may be called from any thread.
