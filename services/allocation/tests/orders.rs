@@ -240,6 +240,27 @@ async fn each_refused_line_says_what_quota_the_retailer_had() {
     service.stop().await;
 }
 
+/// A cancellation gives a retailer's quota back before its credit; an order takes
+/// them in the same order, so two calls about one retailer never wait on each other.
+#[tokio::test]
+async fn an_order_takes_the_retailers_quota_before_its_credit() {
+    let service = TestService::start().await;
+    open_cycle(&service).await;
+    let mut agent = service.agent(&["area-01"]);
+    agent
+        .place_order(order("cash-01", &[("zhonghua", 1)]))
+        .await
+        .expect("the first order creates the quota and credit rows");
+    let second = order("cash-01", &[("zhonghua", 1)]);
+    let (quota_held, answer) = quota_held_while_credit_waits(&service, agent, second, "zhonghua").await;
+    assert!(
+        quota_held,
+        "the order waited for the credit row before it took the quota row"
+    );
+    answer.expect("the second order goes through once the credit row is free");
+    service.stop().await;
+}
+
 #[tokio::test]
 async fn cancelling_gives_quota_supply_and_credit_back_exactly_once() {
     let (service, mut recorder) = TestService::start_recording_orders().await;

@@ -10,6 +10,7 @@ use std::future::Future;
 use distnet_proto::accreditation::v1::{CustomerClass, LicenseStatus};
 use distnet_proto::allocation::v1::allocation_service_client::AllocationServiceClient;
 use distnet_proto::allocation::v1::*;
+use distnet_proto::customers::v1::Settlement;
 use support::*;
 use tonic::{Code, Response, Status};
 
@@ -54,7 +55,11 @@ fn twelve_in_three_tiers() -> Vec<Retailer> {
 /// Twelve retailers in tiers 1..=3 (tier 3: r-02, r-05, r-08, r-11) and 24 cartons
 /// of `zhonghua`: the ramp 1, 2, 3 places all of them. The window is then open.
 async fn ramp_cycle(service: &TestService) -> Allocation {
-    service.know(&twelve_in_three_tiers()).await;
+    ramp_cycle_of(service, &twelve_in_three_tiers()).await
+}
+
+async fn ramp_cycle_of(service: &TestService, twelve: &[Retailer]) -> Allocation {
+    service.know(twelve).await;
     let mut planner = service.planner();
     let ramp = tier_quota(1, 3, Some(3), Some(1));
     scarce_product(&mut planner, "zhonghua", 24, 0, ramp).await;
@@ -526,6 +531,61 @@ async fn release_unclaimed_offers_leftover_to_retailers_that_used_all_of_their_q
     let after = supply(&mut planner).await;
     assert!(after.confirmed <= after.available, "{after:?}");
     assert_eq!((after.confirmed, after.remaining), (24, 0));
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn one_line_can_take_quota_and_the_extra_released_to_it() {
+    let service = TestService::start().await;
+    // r-02 (tier 3) pays cash: its orders also take its credit row.
+    let mut twelve = twelve_in_three_tiers();
+    twelve[2] = Retailer {
+        settlement: Settlement::Cash,
+        credit_limit_fen: 10_000_000,
+        ..Retailer::new("r-02", 3)
+    };
+    ramp_cycle_of(&service, &twelve).await;
+    let mut planner = service.planner();
+    let mut agent = service.agent(&["area-01"]);
+    // Friday 13:00 Shanghai: r-02 orders its whole quota and is offered more.
+    let friday = chrono::DateTime::parse_from_rfc3339("2026-11-27T05:00:00Z").expect("time");
+    service.clock.set(friday.with_timezone(&chrono::Utc));
+    let first = buy(&mut agent, "r-02", 3).await.expect("full quota");
+    let release = ok(planner.release_unclaimed(release_request())).await;
+    let extra = entitlements(&mut planner, "r-02").await[SKU].extra;
+    assert!(extra > 0 && release.released >= extra, "{release:?}");
+    // It cancels before picking and orders quota and extra in one line, more than the
+    // allocation gave its tier: that fits only because its consumption row has room.
+    let cancel = CancelOrderRequest {
+        request_id: rid(),
+        name: first.name,
+        reason: "one bigger order instead".into(),
+    };
+    ok(agent.cancel_order(cancel)).await;
+    let over = buy(&mut agent, "r-02", 3 + extra + 1)
+        .await
+        .expect_err("beyond quota and extra");
+    assert_eq!(reason(&over), "QUOTA_EXCEEDED");
+    // Such a line takes the quota row in the same statement as any other, before the
+    // credit row: an order and a cancellation of r-02 cannot deadlock.
+    let bigger = order("r-02", &[("zhonghua", 3 + extra)]);
+    let (quota_held, answer) =
+        quota_held_while_credit_waits(&service, agent.clone(), bigger, "zhonghua").await;
+    assert!(
+        quota_held,
+        "the order waited for the credit row before it took the quota row"
+    );
+    answer.expect("quota and extra");
+    let e = &entitlements(&mut planner, "r-02").await[SKU];
+    assert_eq!(
+        (e.quota, e.extra, e.consumed, e.remaining),
+        (3, extra, 3 + extra, 0)
+    );
+    // A tier-3 retailer with no consumption row yet cannot order past its quota.
+    let fresh = buy(&mut agent, "r-05", 4)
+        .await
+        .expect_err("no extra without a row");
+    assert_eq!(reason(&fresh), "QUOTA_EXCEEDED");
     service.stop().await;
 }
 

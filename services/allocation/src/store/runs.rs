@@ -660,11 +660,19 @@ struct GuardRow {
 /// is created on the first order, quota from the committed allocation, and never lets
 /// consumption pass quota + extra), and, when `credit` is `Some((value_fen,
 /// limit_fen))`, adds the value to the retailer's outstanding credit only while it
-/// stays within the limit (DOMAIN.md "Credit"). Rows are taken in sku order, quota
-/// before credit. The same statement reads what the retailer had of each line's
-/// product and what it owed, so a refusal explains itself without reading again. A
-/// line asking more than the allocation's quota may still fit in an existing row's
-/// extra quota: that rare case takes one more statement per line.
+/// stays within the limit (DOMAIN.md "Credit"). The same statement reads what the
+/// retailer had of each line's product and what it owed, so a refusal explains itself
+/// without reading again.
+///
+/// Locks: the consumption rows in sku order, then the credit row — the order a
+/// cancellation takes them in — so two calls about one retailer cannot deadlock.
+/// `charged` reads all of `taken` before it writes, which makes the order explicit
+/// (sibling CTEs otherwise run in whatever order the plan pulls them). A line asking
+/// more than the allocation's quota can only fit in the extra of a row that exists
+/// (extra is granted to existing rows, and consumption rows are never deleted): it is
+/// offered to the same insert only then, so it always meets that row (its proposed
+/// `extra` only satisfies the table's CHECK, which PostgreSQL evaluates before `ON
+/// CONFLICT`) and the update's guard decides.
 pub async fn take_quota_and_credit(
     tx: &mut PgConnection,
     customer_id: &str,
@@ -681,14 +689,18 @@ pub async fn take_quota_and_credit(
                    {ENTITLEMENT_JOINS}
              ), taken AS (
                  INSERT INTO consumption (sku, cycle_id, customer_id, allocation_id, quota, extra, consumed)
-                 SELECT ent.sku, $3, $1, ent.allocation_id, ent.quota, 0, ent.cartons FROM ent
+                 SELECT ent.sku, $3, $1, ent.allocation_id, ent.quota, greatest(0, ent.cartons - ent.quota), ent.cartons
+                   FROM ent
                   WHERE ent.quota >= ent.cartons
+                     OR EXISTS (SELECT 1 FROM consumption c
+                                 WHERE c.sku = ent.sku AND c.cycle_id = $3 AND c.customer_id = $1)
                   ORDER BY ent.sku
                  ON CONFLICT (sku, cycle_id, customer_id) DO UPDATE SET consumed = consumption.consumed + EXCLUDED.consumed
                   WHERE consumption.consumed + EXCLUDED.consumed <= consumption.quota + consumption.extra
                  RETURNING sku
              ), charged AS (
-                 INSERT INTO exposures (customer_id, outstanding_fen) SELECT $1, $5::bigint WHERE $5::bigint <= $6::bigint
+                 INSERT INTO exposures (customer_id, outstanding_fen) SELECT $1, $5::bigint
+                  WHERE $5::bigint <= $6::bigint AND (SELECT count(*) FROM taken) >= 0
                  ON CONFLICT (customer_id) DO UPDATE SET outstanding_fen = exposures.outstanding_fen + EXCLUDED.outstanding_fen
                   WHERE exposures.outstanding_fen + EXCLUDED.outstanding_fen <= $6::bigint
                  RETURNING 1
@@ -732,12 +744,6 @@ pub async fn take_quota_and_credit(
         let (Some(sku), Some(false)) = (row.sku, row.taken) else {
             continue;
         };
-        let Some(line) = lines.iter().find(|l| l.sku == sku) else {
-            continue;
-        };
-        if row.consumption_quota.is_some() && top_up(tx, customer_id, line, cycle_id).await? {
-            continue;
-        }
         let refusal = match (row.entitled, row.supplied) {
             (Some(entitled), Some(true)) => QuotaShort::Beyond {
                 tier: row.tier.unwrap_or(0),
@@ -750,28 +756,6 @@ pub async fn take_quota_and_credit(
         short.quota.push((sku, refusal));
     }
     Ok(short)
-}
-
-/// Consumes a line's cartons from the retailer's existing consumption row when its
-/// extra quota makes room the first-order path does not see. `false` = no room.
-async fn top_up(
-    tx: &mut PgConnection,
-    customer_id: &str,
-    line: &QuotaLine<'_>,
-    cycle_id: &str,
-) -> Result<bool, ServiceError> {
-    let topped: Option<i64> = sqlx::query_scalar(
-        "UPDATE consumption SET consumed = consumed + $4 \
-         WHERE customer_id = $1 AND sku = $2 AND cycle_id = $3 AND consumed + $4 <= quota + extra \
-         RETURNING quota + extra - consumed",
-    )
-    .bind(customer_id)
-    .bind(line.sku)
-    .bind(cycle_id)
-    .bind(line.cartons)
-    .fetch_optional(&mut *tx)
-    .await?;
-    Ok(topped.is_some())
 }
 
 /// Dynamic balance: the retailers a commit scaled down, with their quota.

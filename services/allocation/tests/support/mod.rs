@@ -131,6 +131,11 @@ impl TestService {
         }
     }
 
+    /// The service's database, for tests that watch its locks.
+    pub fn database_url(&self) -> &str {
+        self.db.as_ref().map_or("", |db| db.url.as_str())
+    }
+
     pub fn as_role(&self, role: Role, sub: &str, areas: &[&str]) -> Client {
         AllocationServiceClient::with_interceptor(
             self.channel.clone(),
@@ -369,4 +374,82 @@ pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
         .get_details_bad_request()
         .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
         .unwrap_or_default()
+}
+
+/// Places `request` for `customer` while the test holds the retailer's credit row
+/// (`exposures`, created by an earlier order), and tells whether the order, once it
+/// waits for that row, already holds its consumption row of `sku`: the lock order
+/// that keeps an order and a cancellation of one retailer from deadlocking. The order
+/// then completes, and its answer is returned.
+pub async fn quota_held_while_credit_waits(
+    service: &TestService,
+    mut client: Client,
+    request: PlaceOrderRequest,
+    sku: &str,
+) -> (bool, Result<Order, tonic::Status>) {
+    use sqlx::{Connection as _, PgConnection};
+    let customer = request.customer.trim_start_matches("customers/").to_string();
+    let mut holder = PgConnection::connect(service.database_url())
+        .await
+        .expect("connect");
+    let holder_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut holder)
+        .await
+        .expect("pid");
+    let mut credit = holder.begin().await.expect("begin");
+    let held: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM allocation.exposures WHERE customer_id = $1 FOR UPDATE")
+            .bind(&customer)
+            .fetch_optional(&mut *credit)
+            .await
+            .expect("the credit row");
+    assert_eq!(held, Some(1), "{customer} has a credit row");
+    let pending = tokio::spawn(async move { client.place_order(request).await });
+
+    let watcher = sqlx::PgPool::connect(service.database_url())
+        .await
+        .expect("connect");
+    distnet_testkit::eventually("the order waits for the credit row", || {
+        let watcher = watcher.clone();
+        async move {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+            )
+            .bind(holder_pid)
+            .fetch_one(&watcher)
+            .await
+            .ok()?;
+            (waiting == 1).then_some(())
+        }
+    })
+    .await;
+    let probe = sqlx::query(
+        "SELECT 1 FROM allocation.consumption WHERE customer_id = $1 AND sku = $2 FOR UPDATE NOWAIT",
+    )
+    .bind(&customer)
+    .bind(sku)
+    .execute(&watcher)
+    .await;
+    let quota_held = match probe {
+        Ok(done) => {
+            assert_eq!(
+                done.rows_affected(),
+                1,
+                "{customer} has a consumption row of {sku}"
+            );
+            false
+        }
+        Err(error) => {
+            let code = error
+                .as_database_error()
+                .and_then(|e| e.code())
+                .map(|c| c.into_owned());
+            assert_eq!(code.as_deref(), Some("55P03"), "{error:?}");
+            true
+        }
+    };
+    watcher.close().await;
+    credit.rollback().await.expect("released");
+    let answer = pending.await.expect("joined").map(tonic::Response::into_inner);
+    (quota_held, answer)
 }
