@@ -12,6 +12,7 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
 use crate::domain::access;
+use crate::events::Placements;
 use crate::store::{self, ShipmentFilter};
 
 pub const DOMAIN: &str = "logistics.distnet";
@@ -29,11 +30,19 @@ pub struct LogisticsApi {
     pool: PgPool,
     outbox: Outbox,
     clock: SharedClock,
+    /// Emptied after this replica changes the network, so the next confirmed order
+    /// is placed by the change (other replicas hear of it from the database).
+    placements: Placements,
 }
 
 impl LogisticsApi {
-    pub fn new(pool: PgPool, outbox: Outbox, clock: SharedClock) -> Self {
-        Self { pool, outbox, clock }
+    pub fn new(pool: PgPool, outbox: Outbox, clock: SharedClock, placements: Placements) -> Self {
+        Self {
+            pool,
+            outbox,
+            clock,
+            placements,
+        }
     }
 }
 

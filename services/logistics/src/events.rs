@@ -2,8 +2,11 @@
 //! its zone, depot and delivery slot; `OrderCancelled` drops it; `CustomerChanged`
 //! keeps the customer cache fresh.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use distnet_platform::ServiceError;
+use distnet_platform::cache::Cache;
 use distnet_platform::events::EventHandler;
 use distnet_proto::events::v1::{CustomerChanged, EventEnvelope, OrderCancelled, OrderConfirmed};
 use distnet_proto::logistics::v1::ShipmentStatus;
@@ -11,11 +14,30 @@ use prost::Name as _;
 use sqlx::PgConnection;
 
 use crate::customers::Customers;
-use crate::domain::slot::delivery_slot;
+use crate::domain::slot::{Calendar, CutoffSchedule, ZoneCycle, delivery_slot};
 use crate::store::{self, CachedCustomer, ShipmentRow, network};
+
+/// Where an area's orders go: the zone that covers it and the zone's depot, with what
+/// a delivery slot is computed from (`slotting`: `None` when the depot is missing).
+pub struct Placement {
+    zone_id: String,
+    depot_id: String,
+    slotting: Option<(chrono_tz::Tz, CutoffSchedule, ZoneCycle, Calendar)>,
+}
+
+/// Placements by area id (`None`: no zone covers the area), emptied by every
+/// committed change of zones or depots ([`NETWORK_CHANNEL`]).
+pub type Placements = Arc<Cache<Option<Arc<Placement>>>>;
+
+/// Notified by the zones' and depots' triggers (migration `network_changes`).
+pub const NETWORK_CHANNEL: &str = "logistics_network";
+
+/// Areas whose placement is kept; a network has far fewer.
+pub const PLACEMENT_ENTRIES: usize = 16_384;
 
 pub struct Consumer {
     pub customers: Customers,
+    pub placements: Placements,
 }
 
 fn strip<'a>(name: &'a str, collection: &str) -> &'a str {
@@ -50,6 +72,35 @@ impl Consumer {
         Ok(customer)
     }
 
+    /// The area's zone and depot, from memory after the first order of the area.
+    async fn placement(
+        &self,
+        tx: &mut PgConnection,
+        area_id: &str,
+    ) -> Result<Option<Arc<Placement>>, ServiceError> {
+        if let Some(known) = self.placements.get(area_id) {
+            return Ok(known);
+        }
+        let ticket = self.placements.ticket();
+        let placement = match network::zone_for_area(tx, area_id).await? {
+            Some(zone) => {
+                let depot = network::depot(tx, &zone.depot_id).await?;
+                let slotting = depot.map(|depot| {
+                    let tz = depot.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
+                    (tz, depot.schedule(), zone.cycle(), depot.calendar())
+                });
+                Some(Arc::new(Placement {
+                    zone_id: zone.zone_id,
+                    depot_id: zone.depot_id,
+                    slotting,
+                }))
+            }
+            None => None,
+        };
+        self.placements.put(ticket, area_id, placement.clone());
+        Ok(placement)
+    }
+
     async fn confirmed(&self, tx: &mut PgConnection, changed: OrderConfirmed) -> Result<(), ServiceError> {
         let Some(order) = changed.order else {
             return Ok(());
@@ -62,25 +113,10 @@ impl Consumer {
             order.area_id.clone()
         };
         let confirmed_at = time(order.create_time).unwrap_or_else(Utc::now);
-        let zone = network::zone_for_area(tx, &area_id).await?;
-        let depot = match &zone {
-            Some(zone) => network::depot(tx, &zone.depot_id).await?,
-            None => None,
-        };
-        let slot = match (&zone, &depot) {
-            (Some(zone), Some(depot)) => {
-                let tz: chrono_tz::Tz = depot.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai);
-                delivery_slot(
-                    confirmed_at,
-                    &tz,
-                    &depot.schedule(),
-                    &zone.cycle(),
-                    &depot.calendar(),
-                )
-                .ok()
-            }
-            _ => None,
-        };
+        let placement = self.placement(tx, &area_id).await?;
+        let slot = placement.as_ref().and_then(|p| p.slotting.as_ref()).and_then(
+            |(tz, schedule, cycle, calendar)| delivery_slot(confirmed_at, tz, schedule, cycle, calendar).ok(),
+        );
         let status = if slot.is_some() {
             ShipmentStatus::Pending
         } else {
@@ -91,8 +127,8 @@ impl Consumer {
             order_id: strip(&order.name, "orders").to_string(),
             customer_id,
             area_id,
-            zone_id: zone.as_ref().map(|z| z.zone_id.clone()),
-            depot_id: zone.as_ref().map(|z| z.depot_id.clone()),
+            zone_id: placement.as_ref().map(|p| p.zone_id.clone()),
+            depot_id: placement.as_ref().map(|p| p.depot_id.clone()),
             cartons: order.lines.iter().map(|l| l.cartons).sum(),
             value_fen: order.value.map_or(0, |v| v.fen),
             slot_date: slot.map(|s| s.date),

@@ -10,6 +10,7 @@ mod store;
 
 use std::time::Duration;
 
+use distnet_platform::cache::{self, Cache};
 use distnet_platform::clock::{self, SharedClock};
 use distnet_platform::events::{EventInbox, Outbox, Relay};
 use distnet_platform::server::{self, ServeSpec, ServerHandle, Shutdown};
@@ -62,8 +63,21 @@ pub async fn serve_with_clock(
         Duration::from_millis(settings.server.request_timeout_ms.max(100)),
     )?;
 
-    let api = api::LogisticsApi::new(pool.clone(), outbox, clock);
-    let inbox = EventInbox::new(pool, events::Consumer { customers }, api::DOMAIN);
+    // Each area's zone and depot, for the shipments of confirmed orders; emptied by
+    // every committed change of the network.
+    let placements = Cache::new(events::PLACEMENT_ENTRIES);
+    cache::listen(
+        pool.clone(),
+        events::NETWORK_CHANNEL,
+        placements.clone(),
+        shutdown.subscribe(),
+    );
+    let api = api::LogisticsApi::new(pool.clone(), outbox, clock, placements.clone());
+    let consumer = events::Consumer {
+        customers,
+        placements,
+    };
+    let inbox = EventInbox::new(pool, consumer, api::DOMAIN);
     let limit = settings.server.max_message_bytes;
     let routes = Routes::new(
         LogisticsServiceServer::new(api)

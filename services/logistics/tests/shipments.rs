@@ -122,6 +122,105 @@ async fn a_confirmed_order_becomes_one_shipment_in_its_zones_next_slot() {
     suite.stop().await;
 }
 
+/// The shipment a confirmed order becomes follows the network as it is when the
+/// order arrives: the zone and depot of an area are kept in memory, and every change
+/// of zones or depots (made here, or by another replica) drops them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_is_placed_by_the_network_as_changed_before_it() {
+    let suite = Suite::start().await;
+    let mut dispatcher = suite.as_role(Role::Dispatcher, "disp-1", Some("chengdu"));
+    network(&mut dispatcher).await;
+    suite.create_customer("shop-1", "area-01", (30.66, 104.08)).await;
+    suite.create_customer("shop-9", "area-09", (30.70, 104.10)).await;
+    let tuesday = "2026-11-24T10:00:00+08:00";
+    let placed = |id: &str, shop: &str, area: &str| order(id, shop, area, tuesday, 10);
+    let shipment_of = |order: &distnet_proto::allocation::v1::Order| {
+        let mut client = suite.as_role(Role::Admin, "ops", None);
+        let order = order.name.clone();
+        async move {
+            let all = shipments(&mut client, ListShipmentsRequest::default()).await;
+            all.into_iter()
+                .find(|s| s.order == order)
+                .expect("a shipment for the order")
+        }
+    };
+
+    // No zone covers area-09: its order waits, and area-01's is placed in "inner".
+    let first = placed("0195a000-0000-7000-8000-000000000011", "shop-9", "area-09");
+    suite.confirm(&first).await;
+    assert_eq!(shipment_of(&first).await.status, ShipmentStatus::Unzoned as i32);
+    let inner = placed("0195a000-0000-7000-8000-000000000012", "shop-1", "area-01");
+    suite.confirm(&inner).await;
+    let before = shipment_of(&inner).await;
+    assert_eq!(
+        (before.zone.as_str(), before.slot_date.as_str()),
+        ("zones/inner", "2026-11-25")
+    );
+
+    // A dispatcher adds a zone for area-09 and closes the depot on Wednesday too.
+    dispatcher
+        .upsert_zone(UpsertZoneRequest {
+            request_id: rid(),
+            zone: Some(zone("north", &["area-09"], (1, 0), Frequency::TwiceDaily)),
+        })
+        .await
+        .expect("zone");
+    let mut depot = dispatcher
+        .get_depot(GetDepotRequest {
+            name: "depots/chengdu".into(),
+        })
+        .await
+        .expect("depot")
+        .into_inner();
+    depot.non_working_days = vec!["2026-11-25".into(), "2026-11-26".into()];
+    dispatcher
+        .upsert_depot(UpsertDepotRequest {
+            request_id: rid(),
+            depot: Some(depot),
+        })
+        .await
+        .expect("depot closed on Wednesday");
+    let second = placed("0195a000-0000-7000-8000-000000000013", "shop-9", "area-09");
+    suite.confirm(&second).await;
+    let zoned = shipment_of(&second).await;
+    assert_eq!(
+        (zoned.zone.as_str(), zoned.status),
+        ("zones/north", ShipmentStatus::Pending as i32)
+    );
+    // Wednesday and Thursday closed: Friday morning.
+    let later = placed("0195a000-0000-7000-8000-000000000014", "shop-1", "area-01");
+    suite.confirm(&later).await;
+    assert_eq!(shipment_of(&later).await.slot_date, "2026-11-27");
+
+    // Another replica moves area-09 to "inner" (here: straight in the database); its
+    // commit notifies this replica, which places the next order there.
+    let db = sqlx::PgPool::connect(suite.database_url())
+        .await
+        .expect("connect");
+    sqlx::query(
+        "UPDATE logistics.zones SET area_ids = CASE zone_id WHEN 'inner' THEN ARRAY['area-01', 'area-09'] \
+         ELSE ARRAY['area-02'] END WHERE zone_id IN ('inner', 'north')",
+    )
+    .execute(&db)
+    .await
+    .expect("zones moved");
+    db.close().await;
+    for n in 15..100 {
+        let next = placed(
+            &format!("0195a000-0000-7000-8000-0000000000{n}"),
+            "shop-9",
+            "area-09",
+        );
+        suite.confirm(&next).await;
+        if shipment_of(&next).await.zone == "zones/inner" {
+            suite.stop().await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the change made by another replica never reached the placements");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_network_is_validated_and_kept_to_each_dispatchers_depot() {
     let suite = Suite::start().await;

@@ -149,6 +149,7 @@ impl LogisticsApi {
         let reply = row.to_wire();
         key.complete(&mut tx, &reply).await?;
         tx.commit().await?;
+        self.placements.clear();
         Ok(reply)
     }
 
@@ -230,6 +231,7 @@ impl LogisticsApi {
         let reply = row.to_wire();
         key.complete(&mut tx, &reply).await?;
         tx.commit().await?;
+        self.placements.clear();
         Ok(reply)
     }
 
@@ -345,6 +347,7 @@ impl LogisticsApi {
         let reply = row.to_wire();
         key.complete(&mut tx, &reply).await?;
         tx.commit().await?;
+        self.placements.clear();
         Ok(reply)
     }
 

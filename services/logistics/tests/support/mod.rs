@@ -91,6 +91,12 @@ impl Suite {
         )
     }
 
+    /// The services' database, for tests that change it behind the API's back (as
+    /// another replica would).
+    pub fn database_url(&self) -> &str {
+        &self._db.url
+    }
+
     pub async fn create_customer(&self, id: &str, area: &str, at: (f64, f64)) {
         self.create_customer_with(id, area, at, None).await;
     }
