@@ -261,6 +261,58 @@ async fn an_order_takes_the_retailers_quota_before_its_credit() {
     service.stop().await;
 }
 
+/// The rows every retailer's orders share come last: supply before stock, each in sku
+/// order, and a cancellation gives them back in the same order ("plain" sorts before
+/// "zhonghua": taking the lines in sku order across both tables would hold the stock
+/// row first).
+#[tokio::test]
+async fn orders_and_cancellations_take_the_shared_supply_before_the_stock() {
+    let service = TestService::start().await;
+    open_cycle(&service).await;
+    let supply = format!(
+        "SELECT 1 FROM allocation.supplies WHERE sku = 'zhonghua' AND cycle_id = '{}' FOR UPDATE NOWAIT",
+        CYCLE.trim_start_matches("cycles/")
+    );
+    let stock = "SELECT 1 FROM allocation.products WHERE sku = 'plain' FOR UPDATE";
+    let mut agent = service.agent(&["area-01"]);
+    let request = order("r-02", &[("zhonghua", 1), ("plain", 2)]);
+    let (supply_held, placed) = held_while_waiting(
+        &service,
+        async move { agent.place_order(request).await },
+        stock,
+        &supply,
+    )
+    .await;
+    assert!(
+        supply_held,
+        "the order waited for the stock row before it took the supply row"
+    );
+    let placed = placed.expect("placed once the stock row is free");
+
+    let mut agent = service.agent(&["area-01"]);
+    let cancel = CancelOrderRequest {
+        request_id: rid(),
+        name: placed.name,
+        reason: String::new(),
+    };
+    let (supply_held, cancelled) = held_while_waiting(
+        &service,
+        async move { agent.cancel_order(cancel).await },
+        stock,
+        &supply,
+    )
+    .await;
+    assert!(
+        supply_held,
+        "the cancellation waited for the stock row before it took the supply row"
+    );
+    assert_eq!(
+        cancelled.expect("cancelled once the stock row is free").status,
+        OrderStatus::Cancelled as i32
+    );
+    service.stop().await;
+}
+
 #[tokio::test]
 async fn cancelling_gives_quota_supply_and_credit_back_exactly_once() {
     let (service, mut recorder) = TestService::start_recording_orders().await;

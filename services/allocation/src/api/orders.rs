@@ -57,8 +57,10 @@ impl AllocationApi {
     /// line within the retailer's remaining quota and the product's remaining supply,
     /// non-scarce lines within stock, credit; then reserve and confirm. The guards are
     /// conditional updates, so concurrent orders serialize on the rows they touch and
-    /// nothing is ever oversold; supply rows are taken last, in sku order, to hold the
-    /// hottest locks for the shortest time and never deadlock.
+    /// nothing is ever oversold. Rows are taken in one order — the retailer's consumption
+    /// (sku order), its credit, then the shared supply and stock rows (sku order) last,
+    /// so the hottest locks are held for the shortest time — and cancellation gives
+    /// them back in the same order, so no two calls deadlock.
     pub(super) async fn place_order(
         &self,
         caller: Caller,
@@ -280,28 +282,31 @@ impl AllocationApi {
             |query| store::bind_order(query, &order, &lines),
         )
         .await?;
-        // Supply and stock last: the rows every retailer's orders share.
-        for line in &by_sku {
-            let left = if line.scarce {
-                store::take_supply(&mut tx, &line.sku, &cycle_text, line.cartons).await?
+        // Supply and stock last: the rows every retailer's orders share, held from here
+        // to the commit; the whole order in one round trip.
+        let takes: Vec<store::TakeLine<'_>> = by_sku
+            .iter()
+            .map(|l| store::TakeLine {
+                sku: &l.sku,
+                cartons: l.cartons,
+                scarce: l.scarce,
+            })
+            .collect();
+        let short = store::take_supply_and_stock(&mut tx, &cycle_text, &takes).await?;
+        for line in by_sku.iter().filter(|l| short.contains(&l.sku)) {
+            let kind = if line.scarce {
+                "SUPPLY_EXHAUSTED"
             } else {
-                store::take_stock(&mut tx, &line.sku, line.cartons).await?
+                "OUT_OF_STOCK"
             };
-            if left.is_none() {
-                let kind = if line.scarce {
-                    "SUPPLY_EXHAUSTED"
-                } else {
-                    "OUT_OF_STOCK"
-                };
-                refused.push((
-                    kind.into(),
-                    format!("lines[{}]", line.line_no - 1),
-                    format!(
-                        "not enough of products/{} left for {} cartons",
-                        line.sku, line.cartons
-                    ),
-                ));
-            }
+            refused.push((
+                kind.into(),
+                format!("lines[{}]", line.line_no - 1),
+                format!(
+                    "not enough of products/{} left for {} cartons",
+                    line.sku, line.cartons
+                ),
+            ));
         }
         if !refused.is_empty() {
             return Err(refusal(refused));
@@ -367,12 +372,13 @@ impl AllocationApi {
         if order.exposure_fen > 0 {
             store::reduce_exposure(&mut tx, &order.customer_id, order.exposure_fen).await?;
         }
-        for line in &lines {
-            if line.scarce {
-                store::return_supply(&mut tx, &line.sku, &order.cycle_id, line.cartons).await?;
-            } else {
-                store::return_stock(&mut tx, &line.sku, line.cartons).await?;
-            }
+        // Supply rows, then product rows, each in sku order: the order an order takes
+        // them in.
+        for line in lines.iter().filter(|l| l.scarce) {
+            store::return_supply(&mut tx, &line.sku, &order.cycle_id, line.cartons).await?;
+        }
+        for line in lines.iter().filter(|l| !l.scarce) {
+            store::return_stock(&mut tx, &line.sku, line.cartons).await?;
         }
         let reason = if message.reason.is_empty() {
             "cancelled"

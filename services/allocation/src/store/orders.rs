@@ -209,24 +209,70 @@ pub async fn supply_use(
     .await?)
 }
 
-/// The no-oversell guard: confirms `cartons` of the product's supply in the cycle only
-/// while confirmed stays within quantity − holdback. `None` = not enough left.
-pub async fn take_supply(
+/// One line of [`take_supply_and_stock`]: sku, cartons, and whether the product is
+/// rationed (its supply in the cycle) or not (its stock on hand).
+pub struct TakeLine<'a> {
+    pub sku: &'a str,
+    pub cartons: i64,
+    pub scarce: bool,
+}
+
+/// The no-oversell guard for a whole order, in one round trip: confirms each scarce
+/// line's cartons of the product's supply in the cycle only while confirmed stays
+/// within quantity − holdback, and takes each other line's cartons from stock on hand
+/// only while some is left. Returns the skus that did not fit (sorted); the caller
+/// rolls back when there are any.
+///
+/// Locks: the supply rows in sku order, then the product rows in sku order — the order
+/// a cancellation gives them back in — each taken by a locking read before its update
+/// (a multi-row update locks in whatever order its join runs). Each CTE reads all of
+/// the one before it, which makes that order explicit. Lines of one sku (validation
+/// refuses them) are added up, so an update never meets a row twice.
+pub async fn take_supply_and_stock(
     tx: &mut PgConnection,
-    sku: &str,
     cycle_id: &str,
-    cartons: i64,
-) -> Result<Option<i64>, ServiceError> {
-    Ok(sqlx::query_scalar(
-        "UPDATE supplies SET confirmed = confirmed + $3 \
-         WHERE sku = $1 AND cycle_id = $2 AND confirmed + $3 <= quantity - holdback \
-         RETURNING quantity - holdback - confirmed",
-    )
-    .bind(sku)
-    .bind(cycle_id)
-    .bind(cartons)
-    .fetch_optional(&mut *tx)
-    .await?)
+    lines: &[TakeLine<'_>],
+) -> Result<Vec<String>, ServiceError> {
+    const SQL: &str = "WITH want AS (
+             SELECT w.sku, w.scarce, sum(w.cartons)::bigint AS cartons
+               FROM unnest($2::text[], $3::bigint[], $4::bool[]) AS w (sku, cartons, scarce)
+              GROUP BY w.sku, w.scarce
+         ), supply_held AS (
+             SELECT s.sku FROM supplies s JOIN want w ON w.sku = s.sku AND w.scarce
+              WHERE s.cycle_id = $1 ORDER BY s.sku FOR UPDATE OF s
+         ), supply_taken AS (
+             UPDATE supplies s SET confirmed = s.confirmed + w.cartons FROM want w
+              WHERE w.scarce AND s.sku = w.sku AND s.cycle_id = $1
+                AND s.confirmed + w.cartons <= s.quantity - s.holdback
+                AND (SELECT count(*) FROM supply_held) >= 0
+             RETURNING s.sku
+         ), stock_held AS (
+             SELECT p.sku FROM products p JOIN want w ON w.sku = p.sku AND NOT w.scarce
+              WHERE (SELECT count(*) FROM supply_taken) >= 0
+              ORDER BY p.sku FOR UPDATE OF p
+         ), stock_taken AS (
+             UPDATE products p SET stock_cartons = p.stock_cartons - w.cartons FROM want w
+              WHERE NOT w.scarce AND p.sku = w.sku AND p.stock_cartons >= w.cartons
+                AND (SELECT count(*) FROM stock_held) >= 0
+             RETURNING p.sku
+         )
+         SELECT w.sku FROM want w
+          WHERE NOT EXISTS (SELECT 1 FROM supply_taken t WHERE t.sku = w.sku)
+            AND NOT EXISTS (SELECT 1 FROM stock_taken t WHERE t.sku = w.sku)
+          ORDER BY w.sku";
+    if lines.is_empty() {
+        return Ok(Vec::new());
+    }
+    let skus: Vec<&str> = lines.iter().map(|l| l.sku).collect();
+    let cartons: Vec<i64> = lines.iter().map(|l| l.cartons).collect();
+    let scarce: Vec<bool> = lines.iter().map(|l| l.scarce).collect();
+    Ok(sqlx::query_scalar(SQL)
+        .bind(cycle_id)
+        .bind(&skus)
+        .bind(&cartons)
+        .bind(&scarce)
+        .fetch_all(&mut *tx)
+        .await?)
 }
 
 pub async fn return_supply(
@@ -242,18 +288,6 @@ pub async fn return_supply(
         .execute(&mut *tx)
         .await?;
     Ok(())
-}
-
-/// Stock on hand of a product that is not rationed. `None` = not enough.
-pub async fn take_stock(tx: &mut PgConnection, sku: &str, cartons: i64) -> Result<Option<i64>, ServiceError> {
-    Ok(sqlx::query_scalar(
-        "UPDATE products SET stock_cartons = stock_cartons - $2 WHERE sku = $1 AND stock_cartons >= $2 \
-         RETURNING stock_cartons",
-    )
-    .bind(sku)
-    .bind(cartons)
-    .fetch_optional(&mut *tx)
-    .await?)
 }
 
 pub async fn return_stock(tx: &mut PgConnection, sku: &str, cartons: i64) -> Result<(), ServiceError> {

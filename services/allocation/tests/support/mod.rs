@@ -376,19 +376,18 @@ pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Places `request` for `customer` while the test holds the retailer's credit row
-/// (`exposures`, created by an earlier order), and tells whether the order, once it
-/// waits for that row, already holds its consumption row of `sku`: the lock order
-/// that keeps an order and a cancellation of one retailer from deadlocking. The order
-/// then completes, and its answer is returned.
-pub async fn quota_held_while_credit_waits(
+/// Makes `call` while the test holds the row `hold` locks (a `SELECT … FOR UPDATE`
+/// that must find it), and tells whether the call, once it waits for that row,
+/// already holds the row `probe` tries (a `SELECT … FOR UPDATE NOWAIT` that must find
+/// it): the order in which a call takes its rows, which keeps two calls from
+/// deadlocking. The call then completes, and its answer is returned.
+pub async fn held_while_waiting<T: Send + 'static>(
     service: &TestService,
-    mut client: Client,
-    request: PlaceOrderRequest,
-    sku: &str,
-) -> (bool, Result<Order, tonic::Status>) {
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send + 'static,
+    hold: &str,
+    probe: &str,
+) -> (bool, Result<T, tonic::Status>) {
     use sqlx::{Connection as _, PgConnection};
-    let customer = request.customer.trim_start_matches("customers/").to_string();
     let mut holder = PgConnection::connect(service.database_url())
         .await
         .expect("connect");
@@ -396,20 +395,15 @@ pub async fn quota_held_while_credit_waits(
         .fetch_one(&mut holder)
         .await
         .expect("pid");
-    let mut credit = holder.begin().await.expect("begin");
-    let held: Option<i32> =
-        sqlx::query_scalar("SELECT 1 FROM allocation.exposures WHERE customer_id = $1 FOR UPDATE")
-            .bind(&customer)
-            .fetch_optional(&mut *credit)
-            .await
-            .expect("the credit row");
-    assert_eq!(held, Some(1), "{customer} has a credit row");
-    let pending = tokio::spawn(async move { client.place_order(request).await });
+    let mut held = holder.begin().await.expect("begin");
+    let found = sqlx::query(hold).execute(&mut *held).await.expect("the held row");
+    assert_eq!(found.rows_affected(), 1, "{hold}");
+    let pending = tokio::spawn(call);
 
     let watcher = sqlx::PgPool::connect(service.database_url())
         .await
         .expect("connect");
-    distnet_testkit::eventually("the order waits for the credit row", || {
+    distnet_testkit::eventually("the call waits for the held row", || {
         let watcher = watcher.clone();
         async move {
             let waiting: i64 = sqlx::query_scalar(
@@ -423,20 +417,9 @@ pub async fn quota_held_while_credit_waits(
         }
     })
     .await;
-    let probe = sqlx::query(
-        "SELECT 1 FROM allocation.consumption WHERE customer_id = $1 AND sku = $2 FOR UPDATE NOWAIT",
-    )
-    .bind(&customer)
-    .bind(sku)
-    .execute(&watcher)
-    .await;
-    let quota_held = match probe {
+    let already_held = match sqlx::query(probe).execute(&watcher).await {
         Ok(done) => {
-            assert_eq!(
-                done.rows_affected(),
-                1,
-                "{customer} has a consumption row of {sku}"
-            );
+            assert_eq!(done.rows_affected(), 1, "{probe}");
             false
         }
         Err(error) => {
@@ -449,7 +432,29 @@ pub async fn quota_held_while_credit_waits(
         }
     };
     watcher.close().await;
-    credit.rollback().await.expect("released");
+    held.rollback().await.expect("released");
     let answer = pending.await.expect("joined").map(tonic::Response::into_inner);
-    (quota_held, answer)
+    (already_held, answer)
+}
+
+/// [`held_while_waiting`] on a retailer's credit row (`exposures`, made by an earlier
+/// order), probing its consumption row of `sku`.
+pub async fn quota_held_while_credit_waits(
+    service: &TestService,
+    mut client: Client,
+    request: PlaceOrderRequest,
+    sku: &str,
+) -> (bool, Result<Order, tonic::Status>) {
+    let customer = request.customer.trim_start_matches("customers/").to_string();
+    let hold = format!("SELECT 1 FROM allocation.exposures WHERE customer_id = '{customer}' FOR UPDATE");
+    let probe = format!(
+        "SELECT 1 FROM allocation.consumption WHERE customer_id = '{customer}' AND sku = '{sku}' FOR UPDATE NOWAIT"
+    );
+    held_while_waiting(
+        service,
+        async move { client.place_order(request).await },
+        &hold,
+        &probe,
+    )
+    .await
 }
