@@ -177,6 +177,7 @@ pub async fn run(mut settings: Settings, args: FootprintArgs) -> anyhow::Result<
             product: None,
             page_size: 50,
             rate: None,
+            regular_lines: 0,
         },
     )
     .await;

@@ -192,6 +192,11 @@ pub struct LoadArgs {
     /// ListCustomers page size.
     #[arg(long, default_value_t = 50)]
     pub page_size: i32,
+    /// PlaceOrder lines beside the hot product's: 1 carton each of this many products
+    /// that are not rationed (the catalog's first, taken from stock), as a weekly
+    /// order of several brands.
+    #[arg(long, default_value_t = 0)]
+    pub regular_lines: usize,
 }
 
 /// The RPCs the scenarios call.
@@ -249,6 +254,8 @@ struct Plan {
     cycle: String,
     /// `products/{sku}` of the hot product; empty when there is none.
     product: String,
+    /// `products/{sku}` of the products not rationed that each order also asks for.
+    regular: Vec<String>,
     page_size: i32,
     /// Request-id prefix of this run, so that a rerun is not a replay.
     run: String,
@@ -506,10 +513,13 @@ impl Worker {
                         customer,
                         cycle: plan.cycle.clone(),
                         channel: allocation::Channel::CallCenter as i32,
-                        lines: vec![allocation::PlaceOrderLine {
-                            product: plan.product.clone(),
-                            cartons: 1,
-                        }],
+                        lines: std::iter::once(&plan.product)
+                            .chain(&plan.regular)
+                            .map(|product| allocation::PlaceOrderLine {
+                                product: product.clone(),
+                                cartons: 1,
+                            })
+                            .collect(),
                     })
                     .await
                     .map(drop)
@@ -733,9 +743,11 @@ pub async fn run(settings: Settings, args: LoadArgs) -> anyhow::Result<()> {
         None
     };
     let mut hot = None;
+    let mut regular = Vec::new();
     if let (true, Some(client)) = (scenario.calls(Rpc::PlaceOrder), &admin_allocation) {
         let mut client = client.clone();
         hot = hot_product(&mut client, &cycle, args.product.as_deref()).await?;
+        regular = regular_products(&mut client, args.regular_lines).await?;
         if hot.is_none() {
             println!(
                 "warning: no committed allocation of a scarce product in {cycle}: every PlaceOrder will be \
@@ -780,6 +792,9 @@ pub async fn run(settings: Settings, args: LoadArgs) -> anyhow::Result<()> {
             hot.product, hot.remaining, hot.available
         );
     }
+    if !regular.is_empty() {
+        println!("  each order also asks for 1 carton of {}", regular.join(", "));
+    }
     if let Some(hint) = rate_limit_hint(&settings, scenario) {
         println!("  {hint}");
     }
@@ -790,6 +805,7 @@ pub async fn run(settings: Settings, args: LoadArgs) -> anyhow::Result<()> {
         areas: areas.clone(),
         cycle: cycle.clone(),
         product: product.clone(),
+        regular,
         page_size: args.page_size,
         pace: match args.rate {
             Some(rate) if rate > 0.0 => Duration::from_secs_f64(args.concurrency as f64 / rate),
@@ -924,6 +940,41 @@ async fn supply(
         })
         .await?
         .into_inner())
+}
+
+/// The catalog's first `count` products that are not rationed.
+async fn regular_products(client: &mut AllocationClient, count: usize) -> anyhow::Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut page_token = String::new();
+    while found.len() < count {
+        let page = client
+            .list_products(allocation::ListProductsRequest {
+                page_size: 100,
+                page_token: page_token.clone(),
+                scarce_only: false,
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("listing the products: {} {}", code_name(s.code()), s.message()))?
+            .into_inner();
+        found.extend(
+            page.products
+                .into_iter()
+                .filter(|p| !p.scarce)
+                .map(|p| format!("products/{}", p.sku)),
+        );
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    if found.len() < count {
+        anyhow::bail!(
+            "--regular-lines {count}: the catalog has {} products that are not rationed",
+            found.len()
+        );
+    }
+    found.truncate(count);
+    Ok(found)
 }
 
 /// `sku` when given; otherwise the product with a committed allocation in the cycle
@@ -1253,6 +1304,7 @@ fn json_report(
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "target_rate": args.rate,
+        "regular_lines": args.regular_lines,
         "elapsed_s": round3(s.elapsed_s),
         "calls": s.calls,
         "ok": s.ok,

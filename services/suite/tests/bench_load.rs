@@ -10,8 +10,8 @@ use std::time::Duration;
 use distnet_platform::auth::{Claims, Role};
 use distnet_proto::allocation::v1::allocation_service_client::AllocationServiceClient;
 use distnet_proto::allocation::v1::{
-    CommitAllocationRequest, Cycle, GetSupplyRequest, Policy, PolicyKind, Product, SetPolicyRequest,
-    SetSupplyRequest, TierQuotaRule, UpsertCycleRequest, UpsertProductRequest,
+    CommitAllocationRequest, Cycle, GetProductRequest, GetSupplyRequest, Policy, PolicyKind, Product,
+    SetPolicyRequest, SetSupplyRequest, TierQuotaRule, UpsertCycleRequest, UpsertProductRequest,
 };
 use distnet_proto::common::v1::{LatLng, Money};
 use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
@@ -20,6 +20,8 @@ use distnet_proto::events::v1::event_sink_client::EventSinkClient;
 use distnet_proto::events::v1::{CustomerChanged, DeliverRequest, EventEnvelope};
 use distnet_testkit::Bearer;
 use serde_json::Value;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
 mod support;
 
@@ -101,8 +103,7 @@ async fn seed_retailers(customers: &tonic::transport::Channel, allocation: &toni
 /// The hot product: scarce, 10,000 cartons in the cycle, up to 30 per retailer, the
 /// cycle's window open from a minute ago for two hours, committed.
 async fn seed_hot_product(allocation: &tonic::transport::Channel) {
-    let planner = bearer(Role::AllocationPlanner, "bench-test-planner", &[], None);
-    let mut client = AllocationServiceClient::new(channel_for(allocation, planner));
+    let mut client = planner_client(allocation);
     let now = chrono::Utc::now();
     client
         .upsert_cycle(UpsertCycleRequest {
@@ -379,5 +380,57 @@ async fn bench_load_measures_get_customer_and_place_order_against_the_real_servi
         .into_inner();
     assert_eq!(supply.confirmed as f64, accepted, "{report:#}");
 
+    // Orders of several lines: the hot product and a carton of each of two products
+    // taken from stock. Every accepted order took exactly one carton of each.
+    for sku in ["regular-a", "regular-b"] {
+        planner_client(&allocation)
+            .upsert_product(UpsertProductRequest {
+                request_id: rid(),
+                product: Some(Product {
+                    sku: sku.into(),
+                    display_name: sku.into(),
+                    price_class: 3,
+                    wholesale_price: cny(5_000),
+                    cartons_per_case: 50,
+                    scarce: false,
+                    stock_cartons: 100_000,
+                    ..Product::default()
+                }),
+            })
+            .await
+            .expect("regular product");
+    }
+    let report = bench(
+        &running,
+        "place-order",
+        &["--warmup", "0", "--regular-lines", "2"],
+    )
+    .await;
+    assert_sane(&report, "place-order");
+    assert_eq!(number(&report, "/regular_lines"), 2.0, "{report:#}");
+    let accepted = number(&report, "/orders_accepted");
+    assert!(accepted > 0.0, "{report:#}");
+    for sku in ["regular-a", "regular-b"] {
+        let product = planner_client(&allocation)
+            .get_product(GetProductRequest {
+                name: format!("products/{sku}"),
+            })
+            .await
+            .expect("product")
+            .into_inner();
+        assert_eq!(
+            (100_000 - product.stock_cartons) as f64,
+            accepted,
+            "{sku}: {report:#}"
+        );
+    }
+
     running.stop().await;
+}
+
+fn planner_client(
+    allocation: &tonic::transport::Channel,
+) -> AllocationServiceClient<InterceptedService<Channel, Bearer>> {
+    let planner = bearer(Role::AllocationPlanner, "bench-test-planner", &[], None);
+    AllocationServiceClient::new(channel_for(allocation, planner))
 }
