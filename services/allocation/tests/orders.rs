@@ -261,33 +261,49 @@ async fn an_order_takes_the_retailers_quota_before_its_credit() {
     service.stop().await;
 }
 
-/// The rows every retailer's orders share come last: supply before stock, each in sku
-/// order, and a cancellation gives them back in the same order ("plain" sorts before
-/// "zhonghua": taking the lines in sku order across both tables would hold the stock
-/// row first).
+/// The rows every retailer's orders share come last: stock, then the scarce products'
+/// supply (the hottest rows, held the shortest), each in sku order, and a cancellation
+/// gives them back in the same order. "zz-regular" sorts after "zhonghua": taking the
+/// lines in sku order across both tables would hold the supply row first.
 #[tokio::test]
-async fn orders_and_cancellations_take_the_shared_supply_before_the_stock() {
+async fn orders_and_cancellations_take_the_shared_stock_before_the_supply() {
     let service = TestService::start().await;
     open_cycle(&service).await;
+    service
+        .planner()
+        .upsert_product(UpsertProductRequest {
+            request_id: rid(),
+            product: Some(Product {
+                sku: "zz-regular".into(),
+                display_name: "Regular".into(),
+                price_class: 4,
+                wholesale_price: cny(5_000),
+                scarce: false,
+                stock_cartons: 100,
+                ..Product::default()
+            }),
+        })
+        .await
+        .expect("a product taken from stock");
     let supply = format!(
-        "SELECT 1 FROM allocation.supplies WHERE sku = 'zhonghua' AND cycle_id = '{}' FOR UPDATE NOWAIT",
+        "SELECT 1 FROM allocation.supplies WHERE sku = 'zhonghua' AND cycle_id = '{}' FOR UPDATE",
         CYCLE.trim_start_matches("cycles/")
     );
-    let stock = "SELECT 1 FROM allocation.products WHERE sku = 'plain' FOR UPDATE";
+    let stock = "SELECT 1 FROM allocation.products WHERE sku = 'zz-regular' FOR UPDATE NOWAIT";
     let mut agent = service.agent(&["area-01"]);
-    let request = order("r-02", &[("zhonghua", 1), ("plain", 2)]);
-    let (supply_held, placed) = held_while_waiting(
+    let request = order("r-02", &[("zhonghua", 1), ("zz-regular", 2)]);
+    let (stock_held, placed) = held_while_waiting(
         &service,
         async move { agent.place_order(request).await },
-        stock,
         &supply,
+        stock,
     )
     .await;
     assert!(
-        supply_held,
-        "the order waited for the stock row before it took the supply row"
+        stock_held,
+        "the order waited for the supply row before it took the stock row"
     );
-    let placed = placed.expect("placed once the stock row is free");
+    let placed = placed.expect("placed once the supply row is free");
 
     let mut agent = service.agent(&["area-01"]);
     let cancel = CancelOrderRequest {
@@ -295,19 +311,19 @@ async fn orders_and_cancellations_take_the_shared_supply_before_the_stock() {
         name: placed.name,
         reason: String::new(),
     };
-    let (supply_held, cancelled) = held_while_waiting(
+    let (stock_held, cancelled) = held_while_waiting(
         &service,
         async move { agent.cancel_order(cancel).await },
-        stock,
         &supply,
+        stock,
     )
     .await;
     assert!(
-        supply_held,
-        "the cancellation waited for the stock row before it took the supply row"
+        stock_held,
+        "the cancellation waited for the supply row before it took the stock row"
     );
     assert_eq!(
-        cancelled.expect("cancelled once the stock row is free").status,
+        cancelled.expect("cancelled once the supply row is free").status,
         OrderStatus::Cancelled as i32
     );
     service.stop().await;

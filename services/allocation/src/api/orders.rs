@@ -58,9 +58,10 @@ impl AllocationApi {
     /// non-scarce lines within stock, credit; then reserve and confirm. The guards are
     /// conditional updates, so concurrent orders serialize on the rows they touch and
     /// nothing is ever oversold. Rows are taken in one order — the retailer's consumption
-    /// (sku order), its credit, then the shared supply and stock rows (sku order) last,
-    /// so the hottest locks are held for the shortest time — and cancellation gives
-    /// them back in the same order, so no two calls deadlock.
+    /// (sku order), its credit, then the rows every retailer's orders share, stock and
+    /// last supply (each in sku order), so the hottest locks are held for the shortest
+    /// time — and cancellation gives them back in the same order, so no two calls
+    /// deadlock.
     pub(super) async fn place_order(
         &self,
         caller: Caller,
@@ -372,13 +373,13 @@ impl AllocationApi {
         if order.exposure_fen > 0 {
             store::reduce_exposure(&mut tx, &order.customer_id, order.exposure_fen).await?;
         }
-        // Supply rows, then product rows, each in sku order: the order an order takes
+        // Stock rows, then supply rows, each in sku order: the order an order takes
         // them in.
-        for line in lines.iter().filter(|l| l.scarce) {
-            store::return_supply(&mut tx, &line.sku, &order.cycle_id, line.cartons).await?;
-        }
         for line in lines.iter().filter(|l| !l.scarce) {
             store::return_stock(&mut tx, &line.sku, line.cartons).await?;
+        }
+        for line in lines.iter().filter(|l| l.scarce) {
+            store::return_supply(&mut tx, &line.sku, &order.cycle_id, line.cartons).await?;
         }
         let reason = if message.reason.is_empty() {
             "cancelled"

@@ -220,53 +220,72 @@ pub struct TakeLine<'a> {
 /// The no-oversell guard for a whole order, in one round trip: confirms each scarce
 /// line's cartons of the product's supply in the cycle only while confirmed stays
 /// within quantity − holdback, and takes each other line's cartons from stock on hand
-/// only while some is left. Returns the skus that did not fit (sorted); the caller
-/// rolls back when there are any.
+/// only while some is left. Returns the skus that did not fit; the caller rolls back
+/// when there are any.
 ///
-/// Locks: the supply rows in sku order, then the product rows in sku order — the order
-/// a cancellation gives them back in — each taken by a locking read before its update
-/// (a multi-row update locks in whatever order its join runs). Each CTE reads all of
-/// the one before it, which makes that order explicit. Lines of one sku (validation
-/// refuses them) are added up, so an update never meets a row twice.
+/// Locks: the stock rows in sku order, then the supply rows in sku order — the order a
+/// cancellation gives them back in — so that the scarce products' supply rows, the
+/// hottest of all, are taken last and held for the shortest time. With more than one
+/// line each table is first locked by an ordered locking read (a multi-row update
+/// locks in whatever order its join runs), and each step reads all of the one before
+/// it, which makes that order explicit; lines of one sku (validation refuses them) are
+/// added up, so an update never meets a row twice. One line is one guarded update,
+/// which costs the database less.
 pub async fn take_supply_and_stock(
     tx: &mut PgConnection,
     cycle_id: &str,
     lines: &[TakeLine<'_>],
 ) -> Result<Vec<String>, ServiceError> {
-    const SQL: &str = "WITH want AS (
+    const SUPPLY: &str = "UPDATE supplies SET confirmed = confirmed + $3 \
+         WHERE sku = $1 AND cycle_id = $2 AND confirmed + $3 <= quantity - holdback RETURNING sku";
+    const STOCK: &str = "UPDATE products SET stock_cartons = stock_cartons - $2 WHERE sku = $1 AND stock_cartons >= $2 RETURNING sku";
+    const ORDER: &str = "WITH want AS (
              SELECT w.sku, w.scarce, sum(w.cartons)::bigint AS cartons
                FROM unnest($2::text[], $3::bigint[], $4::bool[]) AS w (sku, cartons, scarce)
               GROUP BY w.sku, w.scarce
-         ), supply_held AS (
-             SELECT s.sku FROM supplies s JOIN want w ON w.sku = s.sku AND w.scarce
-              WHERE s.cycle_id = $1 ORDER BY s.sku FOR UPDATE OF s
-         ), supply_taken AS (
-             UPDATE supplies s SET confirmed = s.confirmed + w.cartons FROM want w
-              WHERE w.scarce AND s.sku = w.sku AND s.cycle_id = $1
-                AND s.confirmed + w.cartons <= s.quantity - s.holdback
-                AND (SELECT count(*) FROM supply_held) >= 0
-             RETURNING s.sku
          ), stock_held AS (
              SELECT p.sku FROM products p JOIN want w ON w.sku = p.sku AND NOT w.scarce
-              WHERE (SELECT count(*) FROM supply_taken) >= 0
               ORDER BY p.sku FOR UPDATE OF p
          ), stock_taken AS (
              UPDATE products p SET stock_cartons = p.stock_cartons - w.cartons FROM want w
               WHERE NOT w.scarce AND p.sku = w.sku AND p.stock_cartons >= w.cartons
                 AND (SELECT count(*) FROM stock_held) >= 0
              RETURNING p.sku
+         ), supply_held AS (
+             SELECT s.sku FROM supplies s JOIN want w ON w.sku = s.sku AND w.scarce
+              WHERE s.cycle_id = $1 AND (SELECT count(*) FROM stock_taken) >= 0
+              ORDER BY s.sku FOR UPDATE OF s
+         ), supply_taken AS (
+             UPDATE supplies s SET confirmed = s.confirmed + w.cartons FROM want w
+              WHERE w.scarce AND s.sku = w.sku AND s.cycle_id = $1
+                AND s.confirmed + w.cartons <= s.quantity - s.holdback
+                AND (SELECT count(*) FROM supply_held) >= 0
+             RETURNING s.sku
          )
-         SELECT w.sku FROM want w
-          WHERE NOT EXISTS (SELECT 1 FROM supply_taken t WHERE t.sku = w.sku)
-            AND NOT EXISTS (SELECT 1 FROM stock_taken t WHERE t.sku = w.sku)
-          ORDER BY w.sku";
+         SELECT sku FROM want EXCEPT ALL (SELECT sku FROM stock_taken UNION ALL SELECT sku FROM supply_taken)";
+    if let [line] = lines {
+        let query = if line.scarce {
+            sqlx::query_scalar(SUPPLY)
+                .bind(line.sku)
+                .bind(cycle_id)
+                .bind(line.cartons)
+        } else {
+            sqlx::query_scalar(STOCK).bind(line.sku).bind(line.cartons)
+        };
+        let taken: Option<String> = query.fetch_optional(&mut *tx).await?;
+        return Ok(if taken.is_some() {
+            Vec::new()
+        } else {
+            vec![line.sku.to_string()]
+        });
+    }
     if lines.is_empty() {
         return Ok(Vec::new());
     }
     let skus: Vec<&str> = lines.iter().map(|l| l.sku).collect();
     let cartons: Vec<i64> = lines.iter().map(|l| l.cartons).collect();
     let scarce: Vec<bool> = lines.iter().map(|l| l.scarce).collect();
-    Ok(sqlx::query_scalar(SQL)
+    Ok(sqlx::query_scalar(ORDER)
         .bind(cycle_id)
         .bind(&skus)
         .bind(&cartons)
