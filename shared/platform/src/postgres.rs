@@ -154,7 +154,24 @@ impl LocalPostgres {
             .arg("-l")
             .arg(self.socket_dir.join("postgres.log"))
             .args(["-w", "-t", "60", "-o", &options, "start"]);
-        self.run(&mut pg_ctl, true).context("pg_ctl start")
+        self.run(&mut pg_ctl, true).context("pg_ctl start")?;
+        self.mark_owned()
+    }
+
+    /// Where this process notes the server it started, for its watchdog.
+    fn owner_mark(&self) -> PathBuf {
+        self.socket_dir.join(format!("owner-{}", std::process::id()))
+    }
+
+    /// Notes the running server's postmaster PID (`postmaster.pid`'s first line) as
+    /// this process's, so that its watchdog stops that server and no other: a later
+    /// `distnet up` on the same folder, started as soon as this one has stopped its
+    /// server, runs a server of its own that this watchdog must leave alone.
+    fn mark_owned(&self) -> anyhow::Result<()> {
+        let pid_file =
+            std::fs::read_to_string(self.data.join("postmaster.pid")).context("reading postmaster.pid")?;
+        let postmaster = pid_file.lines().next().unwrap_or_default().trim();
+        std::fs::write(self.owner_mark(), postmaster).context("noting the server this process started")
     }
 
     /// Stops the server, keeping the data. `immediate` simulates a crash.
@@ -169,7 +186,10 @@ impl LocalPostgres {
         self.run(&mut pg_ctl, true).context("pg_ctl stop")
     }
 
-    /// Stops the server when this process dies without calling `stop_server`.
+    /// Stops the server when this process dies without calling `stop_server` — the
+    /// server this process started last, and only while that one still runs: the
+    /// watchdog notices the death within a second, by when another process may have
+    /// started a server of its own on the same folder.
     fn spawn_watchdog(&self) -> anyhow::Result<()> {
         let cleanup = match self.kind {
             Kind::Persistent => String::new(),
@@ -177,8 +197,10 @@ impl LocalPostgres {
         };
         let script = format!(
             "while [ -d /proc/{pid} ]; do sleep 1; done; \
-             {pg_ctl} -D '{data}' -m immediate stop >/dev/null 2>&1{cleanup}",
+             if [ -s '{mark}' ] && [ \"$(cat '{mark}')\" = \"$(head -n 1 '{data}/postmaster.pid' 2>/dev/null)\" ]; \
+             then {pg_ctl} -D '{data}' -m immediate stop >/dev/null 2>&1; fi; rm -f '{mark}'{cleanup}",
             pid = std::process::id(),
+            mark = self.owner_mark().display(),
             pg_ctl = self.bin.join("pg_ctl").display(),
             data = self.data.display(),
         );
