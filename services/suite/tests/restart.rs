@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use distnet_proto::common::v1::LatLng;
@@ -25,19 +24,11 @@ struct Up {
 }
 
 async fn up(data_dir: &std::path::Path) -> Up {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_distnet"))
-        .args(["up", "--data-dir"])
+    let mut child = support::distnet_up()
+        .arg("--data-dir")
         .arg(data_dir)
         .env_remove("DATABASE_URL")
-        .env("DISTNET__SERVICES__CUSTOMERS__PORT", "0")
-        .env("DISTNET__SERVICES__ACCREDITATION__PORT", "0")
-        .env("DISTNET__SERVICES__ALLOCATION__PORT", "0")
-        .env("DISTNET__SERVICES__LOGISTICS__PORT", "0")
-        .env("DISTNET__TELEMETRY__LOG_FILTER", "error")
         .env("DISTNET__SERVER__SHUTDOWN_GRACE_MS", "100")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .expect("distnet up starts");
     let stdout = child.stdout.take().expect("stdout");
@@ -62,17 +53,7 @@ impl Up {
     }
 
     async fn terminate(mut self) {
-        let pid = self.child.id().expect("pid").to_string();
-        let signalled = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(signalled.success());
-        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
-            .await
-            .expect("exits after SIGTERM")
-            .expect("status");
-        assert!(status.success(), "{status:?}");
+        support::terminate(&mut self.child).await;
     }
 }
 

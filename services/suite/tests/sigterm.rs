@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,19 +37,10 @@ struct Call {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_drains_in_flight_calls_refuses_new_ones_and_exits_in_time() {
     let db = TestDb::new().await.expect("database");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_distnet"))
-        .arg("up")
+    let mut child = support::distnet_up()
         .env("DATABASE_URL", &db.url)
-        .env("DISTNET__SERVICES__CUSTOMERS__PORT", "0")
-        .env("DISTNET__SERVICES__ACCREDITATION__PORT", "0")
-        .env("DISTNET__SERVICES__ALLOCATION__PORT", "0")
-        .env("DISTNET__SERVICES__LOGISTICS__PORT", "0")
-        .env("DISTNET__TELEMETRY__LOG_FILTER", "warn")
         .env("DISTNET__SERVER__SHUTDOWN_GRACE_MS", GRACE_MS.to_string())
         .env("DISTNET__SERVER__DRAIN_DEADLINE_MS", DRAIN_MS.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .expect("distnet up starts");
     let stdout = child.stdout.take().expect("stdout");

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use distnet_proto::accreditation::v1::accreditation_service_client::AccreditationServiceClient;
@@ -29,21 +28,13 @@ use tonic_health::pb::health_client::HealthClient;
 #[tokio::test(flavor = "multi_thread")]
 async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their_licenses() {
     let db = TestDb::new().await.expect("database");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_distnet"))
-        .args(["up", "--demo"])
+    let mut child = support::distnet_up()
+        .arg("--demo")
         .env("DATABASE_URL", &db.url)
-        .env("DISTNET__SERVICES__CUSTOMERS__PORT", "0")
-        .env("DISTNET__SERVICES__ACCREDITATION__PORT", "0")
-        .env("DISTNET__SERVICES__ALLOCATION__PORT", "0")
-        .env("DISTNET__SERVICES__LOGISTICS__PORT", "0")
-        .env("DISTNET__TELEMETRY__LOG_FILTER", "warn")
         .env("DISTNET__SERVER__SHUTDOWN_GRACE_MS", "200")
         // The seed changes the insights' inputs in bursts; a run that saw only part of
         // them is followed by another after this spacing (60 s by default).
         .env("DISTNET__CUSTOMERS__INSIGHTS_REFRESH_MS", "1000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
         .expect("distnet up starts");
     let stdout = child.stdout.take().expect("stdout");
@@ -324,15 +315,5 @@ async fn distnet_up_demo_serves_the_readme_walkthrough_11500_retailers_and_their
     assert_ne!(insights.segment, 0);
 
     // SIGTERM stops everything cleanly.
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .expect("exits after SIGTERM")
-        .expect("status");
-    assert!(status.success(), "{status:?}");
+    support::terminate(&mut child).await;
 }

@@ -420,3 +420,35 @@ pub fn standing_changed(
         ..EventEnvelope::default()
     }
 }
+
+/// `distnet up` with every service on a port of its own choosing, warnings logged,
+/// stdout piped (for the lines it prints), stderr inherited, killed if the test drops
+/// it. The caller adds its arguments and settings, then spawns.
+pub fn distnet_up() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_distnet"));
+    command.arg("up");
+    for service in ["CUSTOMERS", "ACCREDITATION", "ALLOCATION", "LOGISTICS"] {
+        command.env(format!("DISTNET__SERVICES__{service}__PORT"), "0");
+    }
+    command
+        .env("DISTNET__TELEMETRY__LOG_FILTER", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true);
+    command
+}
+
+/// SIGTERM to `child`, which must then exit cleanly within a minute.
+pub async fn terminate(child: &mut tokio::process::Child) {
+    let pid = child.id().expect("pid").to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(signalled.success());
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .expect("status");
+    assert!(status.success(), "{status:?}");
+}
