@@ -12,8 +12,6 @@ use distnet_proto::common::v1::LatLng;
 use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
 use distnet_proto::customers::v1::{CreateCustomerRequest, Customer, GetCustomerRequest};
 use distnet_testkit::Bearer;
-use support::line_starting_with;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A running `distnet up` on the private cluster in `data_dir`: its process and the
 /// customers service's address and admin token.
@@ -31,12 +29,7 @@ async fn up(data_dir: &std::path::Path) -> Up {
         .env("DISTNET__SERVER__SHUTDOWN_GRACE_MS", "100")
         .spawn()
         .expect("distnet up starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = line_starting_with(&mut lines, "customers listening on").await;
-    let token = line_starting_with(&mut lines, "export TOKEN=").await;
-    line_starting_with(&mut lines, "ready;").await;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (addr, token) = support::customers_when_ready(&mut child).await;
     Up { child, addr, token }
 }
 

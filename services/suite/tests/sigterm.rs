@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 use distnet_proto::customers::v1::customer_service_client::CustomerServiceClient;
 use distnet_proto::customers::v1::{Customer, ListCustomersRequest};
 use distnet_testkit::{Bearer, TestDb};
-use support::line_starting_with;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -43,13 +41,7 @@ async fn sigterm_under_load_drains_in_flight_calls_refuses_new_ones_and_exits_in
         .env("DISTNET__SERVER__DRAIN_DEADLINE_MS", DRAIN_MS.to_string())
         .spawn()
         .expect("distnet up starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = line_starting_with(&mut lines, "customers listening on").await;
-    let token = line_starting_with(&mut lines, "export TOKEN=").await;
-    line_starting_with(&mut lines, "ready;").await;
-    // Keep reading stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (addr, token) = support::customers_when_ready(&mut child).await;
 
     let channel = distnet_testkit::channel(addr.parse().expect("address"))
         .await

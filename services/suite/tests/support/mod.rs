@@ -452,3 +452,17 @@ pub async fn terminate(child: &mut tokio::process::Child) {
         .expect("status");
     assert!(status.success(), "{status:?}");
 }
+
+/// Waits for a spawned `distnet up` to be ready, and returns the customers service's
+/// address and the admin token it printed; its stdout is read on from then on, so the
+/// child never blocks on a full pipe.
+pub async fn customers_when_ready(child: &mut tokio::process::Child) -> (String, String) {
+    use tokio::io::AsyncBufReadExt as _;
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let addr = line_starting_with(&mut lines, "customers listening on").await;
+    let token = line_starting_with(&mut lines, "export TOKEN=").await;
+    line_starting_with(&mut lines, "ready;").await;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (addr, token)
+}
