@@ -285,15 +285,7 @@ impl AllocationApi {
         .await?;
         // Supply and stock last: the rows every retailer's orders share, held from here
         // to the commit; the whole order in one round trip.
-        let takes: Vec<store::TakeLine<'_>> = by_sku
-            .iter()
-            .map(|l| store::TakeLine {
-                sku: &l.sku,
-                cartons: l.cartons,
-                scarce: l.scarce,
-            })
-            .collect();
-        let short = store::take_supply_and_stock(&mut tx, &cycle_text, &takes).await?;
+        let short = store::take_supply_and_stock(&mut tx, &cycle_text, &by_sku).await?;
         for line in by_sku.iter().filter(|l| short.contains(&l.sku)) {
             let kind = if line.scarce {
                 "SUPPLY_EXHAUSTED"

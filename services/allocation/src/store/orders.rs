@@ -209,14 +209,6 @@ pub async fn supply_use(
     .await?)
 }
 
-/// One line of [`take_supply_and_stock`]: sku, cartons, and whether the product is
-/// rationed (its supply in the cycle) or not (its stock on hand).
-pub struct TakeLine<'a> {
-    pub sku: &'a str,
-    pub cartons: i64,
-    pub scarce: bool,
-}
-
 /// The no-oversell guard for a whole order, in one round trip: confirms each scarce
 /// line's cartons of the product's supply in the cycle only while confirmed stays
 /// within quantity − holdback, and takes each other line's cartons from stock on hand
@@ -234,7 +226,7 @@ pub struct TakeLine<'a> {
 pub async fn take_supply_and_stock(
     tx: &mut PgConnection,
     cycle_id: &str,
-    lines: &[TakeLine<'_>],
+    lines: &[&LineRow],
 ) -> Result<Vec<String>, ServiceError> {
     const SUPPLY: &str = "UPDATE supplies SET confirmed = confirmed + $3 \
          WHERE sku = $1 AND cycle_id = $2 AND confirmed + $3 <= quantity - holdback RETURNING sku";
@@ -263,35 +255,32 @@ pub async fn take_supply_and_stock(
              RETURNING s.sku
          )
          SELECT sku FROM want EXCEPT ALL (SELECT sku FROM stock_taken UNION ALL SELECT sku FROM supply_taken)";
-    if let [line] = lines {
-        let query = if line.scarce {
-            sqlx::query_scalar(SUPPLY)
-                .bind(line.sku)
+    let line = match lines {
+        [] => return Ok(Vec::new()),
+        [line] => line,
+        _ => {
+            let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+            let cartons: Vec<i64> = lines.iter().map(|l| l.cartons).collect();
+            let scarce: Vec<bool> = lines.iter().map(|l| l.scarce).collect();
+            return Ok(sqlx::query_scalar(ORDER)
                 .bind(cycle_id)
-                .bind(line.cartons)
-        } else {
-            sqlx::query_scalar(STOCK).bind(line.sku).bind(line.cartons)
-        };
-        let taken: Option<String> = query.fetch_optional(&mut *tx).await?;
-        return Ok(if taken.is_some() {
-            Vec::new()
-        } else {
-            vec![line.sku.to_string()]
-        });
-    }
-    if lines.is_empty() {
-        return Ok(Vec::new());
-    }
-    let skus: Vec<&str> = lines.iter().map(|l| l.sku).collect();
-    let cartons: Vec<i64> = lines.iter().map(|l| l.cartons).collect();
-    let scarce: Vec<bool> = lines.iter().map(|l| l.scarce).collect();
-    Ok(sqlx::query_scalar(ORDER)
-        .bind(cycle_id)
-        .bind(&skus)
-        .bind(&cartons)
-        .bind(&scarce)
-        .fetch_all(&mut *tx)
-        .await?)
+                .bind(&skus)
+                .bind(&cartons)
+                .bind(&scarce)
+                .fetch_all(&mut *tx)
+                .await?);
+        }
+    };
+    let query = if line.scarce {
+        sqlx::query_scalar(SUPPLY)
+            .bind(&line.sku)
+            .bind(cycle_id)
+            .bind(line.cartons)
+    } else {
+        sqlx::query_scalar(STOCK).bind(&line.sku).bind(line.cartons)
+    };
+    let taken: Option<String> = query.fetch_optional(&mut *tx).await?;
+    Ok(taken.map_or_else(|| vec![line.sku.clone()], |_| Vec::new()))
 }
 
 pub async fn return_supply(
