@@ -165,6 +165,7 @@ pub async fn run(mut settings: Settings, args: FootprintArgs) -> anyhow::Result<
         LoadArgs {
             scenario: args.scenario,
             concurrency: args.concurrency,
+            threads: None,
             duration: args.duration,
             warmup: 1.0,
             json: None,

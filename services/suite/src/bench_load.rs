@@ -5,8 +5,9 @@
 //!   areas); `place-order` and `mixed` also pick the hot product (the scarce product
 //!   with a committed allocation and the most supply left in the cycle, or `--product`)
 //!   and say so when the order window is closed or nothing is allocated.
-//! - `--concurrency` virtual users (tokio tasks) call back to back until the duration
-//!   ends, over one HTTP/2 channel per [`WORKERS_PER_CHANNEL`] users; a warm-up
+//! - `--concurrency` virtual users (tokio tasks, on one runtime thread per user up to
+//!   one per core, as pgbench's `-j`; `--threads` sets it) call back to back until the
+//!   duration ends, over one HTTP/2 channel per [`WORKERS_PER_CHANNEL`] users; a warm-up
 //!   (`--warmup`, default 1 s) runs first and is not counted. Each user is a
 //!   call-center agent of every discovered area with a token subject of its own
 //!   (`bench-agent-NNN`), minted with the configured HS256 secret as `distnet token`
@@ -152,6 +153,11 @@ pub struct LoadArgs {
     /// Virtual users calling back to back.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Threads the users run on; default: one per user up to one per core, as
+    /// pgbench runs one thread for one client (`-j`). At concurrency 1 a second
+    /// thread only adds a wake-up between threads to every call.
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Seconds measured (after the warm-up).
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
@@ -197,6 +203,14 @@ pub struct LoadArgs {
     /// order of several brands.
     #[arg(long, default_value_t = 0)]
     pub regular_lines: usize,
+}
+
+impl LoadArgs {
+    /// The load generator's runtime threads ([`LoadArgs::threads`]).
+    pub fn worker_threads(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        self.threads.unwrap_or(self.concurrency.min(cores)).max(1)
+    }
 }
 
 /// The RPCs the scenarios call.
@@ -766,10 +780,12 @@ pub async fn run(settings: Settings, args: LoadArgs) -> anyhow::Result<()> {
         })
         .unwrap_or_default();
 
+    let threads = tokio::runtime::Handle::current().metrics().num_workers();
     println!(
-        "bench load {}: {} users for {:.1} s after {:.1} s of warm-up",
+        "bench load {}: {} users on {threads} thread{} for {:.1} s after {:.1} s of warm-up",
         scenario.name(),
         args.concurrency,
+        if threads == 1 { "" } else { "s" },
         args.duration,
         args.warmup
     );
@@ -1301,6 +1317,7 @@ fn json_report(
     serde_json::json!({
         "scenario": args.scenario.name(),
         "concurrency": args.concurrency,
+        "threads": tokio::runtime::Handle::current().metrics().num_workers(),
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "target_rate": args.rate,

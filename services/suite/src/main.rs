@@ -154,9 +154,19 @@ enum BenchTarget {
 
 distnet_platform::use_mimalloc!();
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Bench {
+        target: BenchTarget::Load(args),
+    } = &cli.command
+    {
+        runtime.worker_threads(args.worker_threads());
+    }
+    runtime.enable_all().build()?.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     match cli.command {
         Command::Up {

@@ -286,10 +286,21 @@ fn number(report: &Value, pointer: &str) -> f64 {
         .unwrap_or_else(|| panic!("{pointer} in {report:#}"))
 }
 
+/// One runtime thread per user, up to one per core.
+fn cores_up_to(users: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(users)
+}
+
 /// calls > 0, no transport or server errors, ordered latencies.
 fn assert_sane(report: &Value, scenario: &str) {
     assert_eq!(report["scenario"], scenario);
     assert_eq!(report["concurrency"], 4);
+    assert!(
+        (1..=cores_up_to(4)).contains(&(number(report, "/threads") as usize)),
+        "{report:#}"
+    );
     assert!(number(report, "/calls") > 0.0, "{report:#}");
     assert!(number(report, "/rate") > 0.0, "{report:#}");
     assert_eq!(number(report, "/transport_errors"), 0.0, "{report:#}");
@@ -325,6 +336,7 @@ async fn bench_load_measures_get_customer_and_place_order_against_the_real_servi
     }
     let report = bench(&running, "get-customer", &extra).await;
     assert_sane(&report, "get-customer");
+    assert_eq!(number(&report, "/threads") as usize, cores_up_to(4), "{report:#}");
     assert_eq!(report["ok"], report["calls"], "{report:#}");
     assert_eq!(report["rpcs"]["GetCustomer"]["calls"], report["calls"]);
     if pgbench.is_some() {
@@ -336,8 +348,9 @@ async fn bench_load_measures_get_customer_and_place_order_against_the_real_servi
     }
 
     // The transport's ceiling: the health check on the same server, no token.
-    let report = bench(&running, "ping", &["--warmup", "0"]).await;
+    let report = bench(&running, "ping", &["--warmup", "0", "--threads", "1"]).await;
     assert_sane(&report, "ping");
+    assert_eq!(report["threads"], 1, "{report:#}");
     assert_eq!(report["ok"], report["calls"], "{report:#}");
     assert_eq!(report["rpcs"]["Health.Check"]["calls"], report["calls"]);
 
