@@ -6,6 +6,7 @@ mod insights;
 mod interactions;
 mod surveys;
 mod visits;
+mod wire;
 
 pub use access_rules::ACCESS;
 pub use cases::{CASE_HANDLERS, CASE_OPENERS, CASE_READERS, CASE_STATS_READERS, escalate_overdue};
@@ -13,6 +14,7 @@ pub use insights::{HISTORY_IMPORTERS, INSIGHT_READERS, Pace, cycle_monday, refre
 pub use interactions::{INTERACTION_LOGGERS, INTERACTION_READERS};
 pub use surveys::SURVEY_RECORDERS;
 pub use visits::VISIT_READERS;
+pub use wire::{Profile, ProfileReads};
 
 use std::sync::Arc;
 
@@ -45,6 +47,7 @@ use tonic::{Request, Response, Status};
 use crate::domain::access::{self, Holder};
 use crate::domain::profile;
 use crate::store;
+use wire::{Shown, ShownPage};
 
 /// Error domain of this service.
 pub const DOMAIN: &str = "customers.distnet";
@@ -58,7 +61,7 @@ pub struct CustomersApi {
     clock: SharedClock,
     settings: CustomersSettings,
     /// Profiles by id (`customers.cache_entries`), evicted on every committed change.
-    cache: Arc<Cache<Customer>>,
+    cache: Arc<Cache<Arc<Profile>>>,
 }
 
 impl CustomersApi {
@@ -67,7 +70,7 @@ impl CustomersApi {
         outbox: Outbox,
         clock: SharedClock,
         settings: CustomersSettings,
-        cache: Arc<Cache<Customer>>,
+        cache: Arc<Cache<Arc<Profile>>>,
     ) -> Self {
         Self {
             pool,
@@ -79,21 +82,21 @@ impl CustomersApi {
     }
 
     /// The profile with `id`: from the cache, or read and then cached.
-    async fn profile(&self, id: &str) -> Result<Option<Customer>, ServiceError> {
+    async fn profile(&self, id: &str) -> Result<Option<Arc<Profile>>, ServiceError> {
         Ok(self.profiles(&[(id.to_string(), None)]).await?.pop())
     }
 
     /// The profiles of `wanted` (id, and the version the caller saw when it has one),
     /// in that order, leaving out ids that are not customers: from the cache where it
     /// holds them (at that version), the rest in one read, then cached.
-    async fn profiles(&self, wanted: &[(String, Option<i64>)]) -> Result<Vec<Customer>, ServiceError> {
+    async fn profiles(&self, wanted: &[(String, Option<i64>)]) -> Result<Vec<Arc<Profile>>, ServiceError> {
         let mut slots = Vec::with_capacity(wanted.len());
         let mut missing = Vec::new();
         for (id, version) in wanted {
             let cached = self
                 .cache
                 .get(id)
-                .filter(|c| version.is_none_or(|v| profile::is_etag_of(&c.etag, v)));
+                .filter(|p| version.is_none_or(|v| profile::is_etag_of(&p.customer().etag, v)));
             if cached.is_none() {
                 missing.push(id.clone());
             }
@@ -101,11 +104,12 @@ impl CustomersApi {
         }
         if !missing.is_empty() {
             let ticket = self.cache.ticket();
-            let mut read: std::collections::HashMap<String, Customer> = store::get_many(&self.pool, &missing)
-                .await?
-                .into_iter()
-                .map(|c| (profile::id_of(&c).to_string(), c))
-                .collect();
+            let mut read: std::collections::HashMap<String, Arc<Profile>> =
+                store::get_many(&self.pool, &missing)
+                    .await?
+                    .into_iter()
+                    .map(|c| (profile::id_of(&c).to_string(), Arc::new(Profile::new(c))))
+                    .collect();
             for (id, customer) in &read {
                 self.cache.put(ticket, id, customer.clone());
             }
@@ -164,18 +168,40 @@ impl CustomersApi {
     }
 }
 
+/// Whether this caller sees the profile with its contact phone masked.
+fn must_mask(caller: &Caller, customer: &Customer) -> bool {
+    !access::sees_contact_phone(caller, holder(customer))
+}
+
 /// The profile as this caller may see it.
 fn present(caller: &Caller, mut customer: Customer) -> Customer {
-    if !access::sees_contact_phone(caller, holder(&customer)) {
+    if must_mask(caller, &customer) {
         customer.contact_phone = access::mask_phone(&customer.contact_phone);
     }
     customer
 }
 
+/// A profile as stored or as cached, whose holder decides who may read it.
+trait Held {
+    fn holder(&self) -> Holder<'_>;
+}
+
+impl Held for Customer {
+    fn holder(&self) -> Holder<'_> {
+        holder(self)
+    }
+}
+
+impl Held for Arc<Profile> {
+    fn holder(&self) -> Holder<'_> {
+        holder(self.customer())
+    }
+}
+
 /// Out of scope reads answer NOT_FOUND so that existence does not leak.
-fn readable(caller: &Caller, name: &str, customer: Option<Customer>) -> Result<Customer, ServiceError> {
+fn readable<C: Held>(caller: &Caller, name: &str, customer: Option<C>) -> Result<C, ServiceError> {
     customer
-        .filter(|c| access::may_read(caller, holder(c)))
+        .filter(|c| access::may_read(caller, c.holder()))
         .ok_or_else(|| ServiceError::not_found(name))
 }
 
@@ -244,11 +270,11 @@ impl CustomersApi {
         Ok(response)
     }
 
-    async fn get(&self, caller: Caller, request: GetCustomerRequest) -> Result<Customer, ServiceError> {
+    async fn get(&self, caller: Caller, request: GetCustomerRequest) -> Result<Shown, ServiceError> {
         caller.require(access::READERS)?;
         let id = parse_name(&request.name, "customers", "name")?;
-        let customer = readable(&caller, &request.name, self.profile(id).await?)?;
-        Ok(present(&caller, customer))
+        let profile = readable(&caller, &request.name, self.profile(id).await?)?;
+        Ok(Shown::to(&caller, profile))
     }
 
     async fn batch_get(
@@ -271,21 +297,17 @@ impl CustomersApi {
             ));
         }
         let found = self.profiles(&wanted).await?;
-        let by_name: std::collections::HashMap<&str, &Customer> =
-            found.iter().map(|c| (c.name.as_str(), c)).collect();
+        let by_name: std::collections::HashMap<&str, &Arc<Profile>> =
+            found.iter().map(|p| (p.customer().name.as_str(), p)).collect();
         let mut customers = Vec::with_capacity(request.names.len());
         for name in &request.names {
-            let customer = readable(&caller, name, by_name.get(name.as_str()).map(|c| (*c).clone()))?;
-            customers.push(present(&caller, customer));
+            let profile = readable(&caller, name, by_name.get(name.as_str()).map(|p| Arc::clone(p)))?;
+            customers.push(Shown::to(&caller, profile).customer());
         }
         Ok(BatchGetCustomersResponse { customers })
     }
 
-    async fn list(
-        &self,
-        caller: Caller,
-        request: ListCustomersRequest,
-    ) -> Result<ListCustomersResponse, ServiceError> {
+    async fn list(&self, caller: Caller, request: ListCustomersRequest) -> Result<ShownPage, ServiceError> {
         caller.require(access::READERS)?;
         let mut v = Violations::new();
         v.check(request.page_size >= 0, "page_size", "must not be negative");
@@ -325,10 +347,10 @@ impl CustomersApi {
             .profiles(&wanted)
             .await?
             .into_iter()
-            .filter(|c| access::may_read(&caller, holder(c)))
-            .map(|c| present(&caller, c))
+            .filter(|p| access::may_read(&caller, p.holder()))
+            .map(|p| Shown::to(&caller, p))
             .collect();
-        Ok(ListCustomersResponse {
+        Ok(ShownPage {
             customers,
             next_page_token,
         })
@@ -454,7 +476,10 @@ impl CustomerService for CustomersApi {
     }
 
     async fn get_customer(&self, request: Request<GetCustomerRequest>) -> Result<Response<Customer>, Status> {
-        rpc::handle(DOMAIN, request, |caller, message| self.get(caller, message)).await
+        rpc::handle(DOMAIN, request, |caller, message| async move {
+            Ok(self.get(caller, message).await?.customer())
+        })
+        .await
     }
 
     async fn batch_get_customers(
@@ -468,7 +493,14 @@ impl CustomerService for CustomersApi {
         &self,
         request: Request<ListCustomersRequest>,
     ) -> Result<Response<ListCustomersResponse>, Status> {
-        rpc::handle(DOMAIN, request, |caller, message| self.list(caller, message)).await
+        rpc::handle(DOMAIN, request, |caller, message| async move {
+            let page = self.list(caller, message).await?;
+            Ok(ListCustomersResponse {
+                customers: page.customers.iter().map(Shown::customer).collect(),
+                next_page_token: page.next_page_token,
+            })
+        })
+        .await
     }
 
     async fn update_customer(

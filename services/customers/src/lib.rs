@@ -128,12 +128,7 @@ pub async fn serve_with_clock(
     let api = api::CustomersApi::new(pool.clone(), outbox, clock, settings.customers.clone(), cache);
     let inbox = EventInbox::new(pool, events::Consumer, api::DOMAIN);
     let limit = settings.server.max_message_bytes;
-    let routes = Routes::new(
-        CustomerServiceServer::new(api)
-            .max_decoding_message_size(limit)
-            .max_encoding_message_size(limit),
-    )
-    .add_service(
+    let routes = Routes::new(api::ProfileReads::new(api, limit)).add_service(
         EventSinkServer::new(inbox)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit),

@@ -404,6 +404,31 @@ async fn contact_phones_are_masked_for_roles_without_the_right() {
     assert_eq!(seen_by(Role::CallCenterAgent, "cc-1").await, "13812345678");
     assert_eq!(seen_by(Role::MarketInspector, "mi-1").await, "138****5678");
     assert_eq!(seen_by(Role::AllocationPlanner, "ap-1").await, "138****5678");
+    // Listed and batch-read the same way, the profile being cached by now.
+    for (role, sub, phone) in [
+        (Role::MarketInspector, "mi-1", "138****5678"),
+        (Role::CallCenterAgent, "cc-1", "13812345678"),
+    ] {
+        let mut client = service.as_role(role, sub, &["area-01"]);
+        let page = client
+            .list_customers(ListCustomersRequest {
+                page_size: 10,
+                ..Default::default()
+            })
+            .await
+            .expect("listed")
+            .into_inner();
+        let phones: Vec<&str> = page.customers.iter().map(|c| c.contact_phone.as_str()).collect();
+        assert_eq!(phones, [phone], "{role:?}");
+        let batch = client
+            .batch_get_customers(BatchGetCustomersRequest {
+                names: vec!["customers/r-1".into()],
+            })
+            .await
+            .expect("batch read")
+            .into_inner();
+        assert_eq!(batch.customers[0].contact_phone, phone, "{role:?}");
+    }
     service.stop().await;
 }
 
