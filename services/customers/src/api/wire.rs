@@ -18,7 +18,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
 use distnet_platform::auth::Caller;
-use distnet_platform::rpc;
+use distnet_platform::{ServiceError, rpc};
 use distnet_proto::customers::v1::customer_service_server::CustomerServiceServer;
 use distnet_proto::customers::v1::{Customer, GetCustomerRequest, ListCustomersRequest};
 use prost::Message as _;
@@ -166,36 +166,38 @@ impl Encoder for EncodedWriter {
     }
 }
 
-struct GetCustomer(Arc<CustomersApi>);
+/// A read answered with encoded profiles.
+trait EncodedRead: prost::Message + Default + Send + 'static {
+    fn answer(
+        api: Arc<CustomersApi>,
+        caller: Caller,
+        request: Self,
+    ) -> impl Future<Output = Result<Encoded, ServiceError>> + Send;
+}
 
-impl UnaryService<GetCustomerRequest> for GetCustomer {
-    type Response = Encoded;
-    type Future = BoxFuture<Response<Encoded>, Status>;
-
-    fn call(&mut self, request: Request<GetCustomerRequest>) -> Self::Future {
-        let api = self.0.clone();
-        Box::pin(async move {
-            rpc::handle(DOMAIN, request, |caller, message| async move {
-                Ok(Encoded::Profile(api.get(caller, message).await?.wire()))
-            })
-            .await
-        })
+impl EncodedRead for GetCustomerRequest {
+    async fn answer(api: Arc<CustomersApi>, caller: Caller, request: Self) -> Result<Encoded, ServiceError> {
+        Ok(Encoded::Profile(api.get(caller, request).await?.wire()))
     }
 }
 
-struct ListCustomers(Arc<CustomersApi>);
+impl EncodedRead for ListCustomersRequest {
+    async fn answer(api: Arc<CustomersApi>, caller: Caller, request: Self) -> Result<Encoded, ServiceError> {
+        Ok(Encoded::page(api.list(caller, request).await?))
+    }
+}
 
-impl UnaryService<ListCustomersRequest> for ListCustomers {
+/// The handler of an [`EncodedRead`], as the generated server's handlers are made.
+struct Answer<R>(Arc<CustomersApi>, PhantomData<fn() -> R>);
+
+impl<R: EncodedRead> UnaryService<R> for Answer<R> {
     type Response = Encoded;
     type Future = BoxFuture<Response<Encoded>, Status>;
 
-    fn call(&mut self, request: Request<ListCustomersRequest>) -> Self::Future {
+    fn call(&mut self, request: Request<R>) -> Self::Future {
         let api = self.0.clone();
         Box::pin(async move {
-            rpc::handle(DOMAIN, request, |caller, message| async move {
-                Ok(Encoded::page(api.list(caller, message).await?))
-            })
-            .await
+            rpc::handle(DOMAIN, request, |caller, message| R::answer(api, caller, message)).await
         })
     }
 }
@@ -224,9 +226,14 @@ impl ProfileReads {
         }
     }
 
-    fn grpc<U: prost::Message + Default + Send + 'static>(&self) -> Grpc<EncodedCodec<U>> {
-        Grpc::new(EncodedCodec(PhantomData))
-            .apply_max_message_size_config(Some(self.max_message_bytes), Some(self.max_message_bytes))
+    fn answer<R: EncodedRead>(
+        &self,
+        request: http::Request<Body>,
+    ) -> BoxFuture<http::Response<Body>, Infallible> {
+        let mut grpc = Grpc::new(EncodedCodec::<R>(PhantomData))
+            .apply_max_message_size_config(Some(self.max_message_bytes), Some(self.max_message_bytes));
+        let answer = Answer::<R>(self.api.clone(), PhantomData);
+        Box::pin(async move { Ok(grpc.unary(answer, request).await) })
     }
 }
 
@@ -245,14 +252,8 @@ impl Service<http::Request<Body>> for ProfileReads {
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         match request.uri().path() {
-            GET_CUSTOMER => {
-                let (mut grpc, api) = (self.grpc(), self.api.clone());
-                Box::pin(async move { Ok(grpc.unary(GetCustomer(api), request).await) })
-            }
-            LIST_CUSTOMERS => {
-                let (mut grpc, api) = (self.grpc(), self.api.clone());
-                Box::pin(async move { Ok(grpc.unary(ListCustomers(api), request).await) })
-            }
+            GET_CUSTOMER => self.answer::<GetCustomerRequest>(request),
+            LIST_CUSTOMERS => self.answer::<ListCustomersRequest>(request),
             _ => self.generated.call(request),
         }
     }
