@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use distnet_platform::auth::Caller;
 use distnet_platform::clock::SharedClock;
+use distnet_platform::db::ReadConnections;
 use distnet_platform::events::Outbox;
 use distnet_platform::idempotency;
 use distnet_platform::validate::parse_name;
@@ -36,6 +37,8 @@ pub struct AllocationApi {
     clock: SharedClock,
     /// `GetEntitlements`' make-up of each retailer's entitlements.
     entitlements: Arc<EntitlementCache>,
+    /// Connections for `GetEntitlements`' reads, given back without the pool's ping.
+    reads: ReadConnections,
 }
 
 impl AllocationApi {
@@ -44,8 +47,10 @@ impl AllocationApi {
         outbox: Outbox,
         clock: SharedClock,
         entitlements: Arc<EntitlementCache>,
+        read_connections: usize,
     ) -> Self {
         Self {
+            reads: ReadConnections::new(pool.clone(), read_connections),
             pool,
             outbox,
             clock,

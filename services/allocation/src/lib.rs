@@ -71,7 +71,9 @@ pub async fn serve_with_clock(
         entitlements.bases(),
         shutdown.subscribe(),
     );
-    let api = api::AllocationApi::new(pool.clone(), outbox, clock, entitlements);
+    // As many connections kept for entitlement reads as the pool may open.
+    let read_connections = usize::try_from(settings.database.max_connections).unwrap_or(0);
+    let api = api::AllocationApi::new(pool.clone(), outbox, clock, entitlements, read_connections);
     let inbox = EventInbox::new(pool, events::Consumer, api::DOMAIN);
     let limit = settings.server.max_message_bytes;
     let routes = Routes::new(

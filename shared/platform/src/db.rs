@@ -89,3 +89,130 @@ async fn run(migrations: &Migrator, pool: &PgPool) -> anyhow::Result<()> {
     migrator.run(pool).await?;
     Ok(())
 }
+
+/// Connections kept beside the pool for reads made of whole statements outside a
+/// transaction, handed back without a round trip.
+///
+/// sqlx's pool pings every connection as it goes back (a `Sync` and its
+/// `ReadyForQuery`, in a task of its own), to flush the `ROLLBACK` of a transaction
+/// dropped mid-way and to find dead connections; it has no switch for it. For a
+/// read that ran to its end there is nothing to flush, and that ping is a second
+/// round trip on every call (+16–38 % `GetEntitlements` when skipped, BENCHMARKS.md).
+/// Here a connection goes back only through [`ReadConnection::release`], called
+/// after the statements finished; one dropped without it (an error, a cancelled
+/// call) is closed with it. Connections are taken from the pool and detached from it;
+/// at most `capacity` are open (in use or idle) beside the pool's own, and a read
+/// beyond waits for one, up to the pool's acquire timeout. One idle for
+/// [`RECHECK_IDLE_AFTER`] is pinged before use, as the pool does.
+///
+/// Never use one for a transaction: release a connection only when every statement
+/// on it has finished.
+pub struct ReadConnections {
+    pool: PgPool,
+    idle: std::sync::Mutex<Vec<(sqlx::PgConnection, std::time::Instant)>>,
+    /// A permit per connection open, in use or idle.
+    open: tokio::sync::Semaphore,
+}
+
+impl ReadConnections {
+    /// Up to `capacity` connections (at least one).
+    pub fn new(pool: PgPool, capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            pool,
+            idle: std::sync::Mutex::new(Vec::with_capacity(capacity)),
+            open: tokio::sync::Semaphore::new(capacity),
+        }
+    }
+
+    /// The most recently released connection, or one taken from the pool; waits while
+    /// `capacity` are in use.
+    pub async fn acquire(&self) -> Result<ReadConnection<'_>, sqlx::Error> {
+        let permit = tokio::time::timeout(self.pool.options().get_acquire_timeout(), self.open.acquire())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(|_| sqlx::Error::PoolClosed)?;
+        while let Some((mut conn, released)) = self.pop() {
+            if released.elapsed() < RECHECK_IDLE_AFTER || conn.ping().await.is_ok() {
+                return Ok(ReadConnection {
+                    owner: self,
+                    conn,
+                    _permit: permit,
+                });
+            }
+        }
+        let conn = self.pool.acquire().await?.detach();
+        Ok(ReadConnection {
+            owner: self,
+            conn,
+            _permit: permit,
+        })
+    }
+
+    /// Connections kept now.
+    pub fn idle(&self) -> usize {
+        self.idle.lock().map_or(0, |idle| idle.len())
+    }
+
+    fn pop(&self) -> Option<(sqlx::PgConnection, std::time::Instant)> {
+        self.idle.lock().ok()?.pop()
+    }
+
+    /// Keeps `conn` for the next read, and closes those idle past the pool's idle
+    /// timeout.
+    fn keep(&self, conn: sqlx::PgConnection) {
+        let mut closing = Vec::new();
+        match self.idle.lock() {
+            Ok(mut idle) => {
+                // The oldest are first: they go when the pool would close its own.
+                if let Some(timeout) = self.pool.options().get_idle_timeout() {
+                    let expired = idle.iter().take_while(|(_, at)| at.elapsed() >= timeout).count();
+                    closing.extend(idle.drain(..expired).map(|(conn, _)| conn));
+                }
+                idle.push((conn, std::time::Instant::now()));
+            }
+            Err(_) => closing.push(conn),
+        }
+        closing.into_iter().for_each(close);
+    }
+}
+
+/// Closes `conn` politely when a runtime is there to do it; otherwise drops it.
+fn close(conn: sqlx::PgConnection) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let _ = conn.close().await;
+        });
+    }
+}
+
+/// A connection of [`ReadConnections`]; use it as a `&mut PgConnection`. Dropped
+/// without [`ReadConnection::release`], its connection is closed.
+pub struct ReadConnection<'a> {
+    owner: &'a ReadConnections,
+    conn: sqlx::PgConnection,
+    /// Given back after the connection is kept or closed.
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl ReadConnection<'_> {
+    /// Hands the connection back for the next read. Call it only once every statement
+    /// made on it has finished.
+    pub fn release(self) {
+        self.owner.keep(self.conn);
+    }
+}
+
+impl std::ops::Deref for ReadConnection<'_> {
+    type Target = sqlx::PgConnection;
+
+    fn deref(&self) -> &sqlx::PgConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for ReadConnection<'_> {
+    fn deref_mut(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.conn
+    }
+}

@@ -88,16 +88,18 @@ impl AllocationApi {
                 let live = if skus.is_empty() {
                     Vec::new()
                 } else {
-                    let mut conn = self.pool.acquire().await?;
-                    runs::live_entitlements(&mut conn, customer, &cycle, &skus).await?
+                    let mut conn = self.reads.acquire().await?;
+                    let live = runs::live_entitlements(&mut conn, customer, &cycle, &skus).await?;
+                    conn.release();
+                    live
                 };
                 (base, live)
             }
             None => {
                 let ticket = self.entitlements.bases.ticket();
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = self.reads.acquire().await?;
                 let (base, live) = runs::retailer_entitlements(&mut conn, customer, &cycle).await?;
-                drop(conn);
+                conn.release();
                 let base = self.entitlements.put(ticket, customer, base);
                 check_scope(&caller, customer, scope(&base))?;
                 (base, live)
