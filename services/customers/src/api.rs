@@ -22,6 +22,7 @@ use distnet_platform::ServiceError;
 use distnet_platform::auth::{self, Caller};
 use distnet_platform::cache::Cache;
 use distnet_platform::clock::SharedClock;
+use distnet_platform::db::ReadConnections;
 use distnet_platform::events::Outbox;
 use distnet_platform::idempotency::{self, Claim};
 use distnet_platform::pagination;
@@ -62,6 +63,8 @@ pub struct CustomersApi {
     settings: CustomersSettings,
     /// Profiles by id (`customers.cache_entries`), evicted on every committed change.
     cache: Arc<Cache<Arc<Profile>>>,
+    /// Connections for `ListCustomers`' page reads, given back without the pool's ping.
+    reads: ReadConnections,
 }
 
 impl CustomersApi {
@@ -71,8 +74,10 @@ impl CustomersApi {
         clock: SharedClock,
         settings: CustomersSettings,
         cache: Arc<Cache<Arc<Profile>>>,
+        read_connections: usize,
     ) -> Self {
         Self {
+            reads: ReadConnections::new(pool.clone(), read_connections),
             pool,
             outbox,
             clock,
@@ -338,7 +343,9 @@ impl CustomersApi {
         };
         let fingerprint = format!("{filter:?}");
         let page = pagination::read(request.page_size, &request.page_token, &fingerprint)?;
-        let listed = store::list(&self.pool, &filter, &access::visibility(&caller), &page).await?;
+        let mut conn = self.reads.acquire().await?;
+        let listed = store::list(&mut conn, &filter, &access::visibility(&caller), &page).await?;
+        conn.release();
         let (listed, next_page_token) = pagination::finish(listed, &page, &fingerprint, |(id, _)| id.clone());
         let wanted: Vec<(String, Option<i64>)> = listed.into_iter().map(|(id, v)| (id, Some(v))).collect();
         // A profile that was not cached at its listed version is read again, and may

@@ -378,7 +378,7 @@ pub(crate) fn push_scope(
 /// One page's ids and versions in id order, with one look-ahead row: the profiles
 /// themselves usually come from the cache (see `CustomersApi::profiles`).
 pub async fn list(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     filter: &ListFilter,
     visibility: &Visibility,
     page: &Page,
@@ -425,7 +425,7 @@ pub async fn list(
         q.push(" AND id > ").push_bind(after.clone());
     }
     q.push(" ORDER BY id LIMIT ").push_bind(page.size + 1);
-    Ok(q.build_query_as().fetch_all(pool).await?)
+    Ok(q.build_query_as().fetch_all(conn).await?)
 }
 
 fn escape_like(text: &str) -> String {
