@@ -71,8 +71,7 @@ pub async fn serve_with_clock(
         entitlements.bases(),
         shutdown.subscribe(),
     );
-    // As many connections kept for entitlement reads as the pool may open.
-    let read_connections = usize::try_from(settings.database.max_connections).unwrap_or(0);
+    let read_connections = usize::try_from(settings.database.read_connections).unwrap_or(1);
     let api = api::AllocationApi::new(pool.clone(), outbox, clock, entitlements, read_connections);
     let inbox = EventInbox::new(pool, events::Consumer, api::DOMAIN);
     let limit = settings.server.max_message_bytes;

@@ -125,8 +125,7 @@ pub async fn serve_with_clock(
     // Profiles by id, read through a cache that every committed change evicts.
     let cache = Cache::new(settings.customers.cache_entries);
     cache::listen(pool.clone(), CHANGES_CHANNEL, cache.clone(), shutdown.subscribe());
-    // As many connections kept for page reads as the pool may open.
-    let read_connections = usize::try_from(settings.database.max_connections).unwrap_or(0);
+    let read_connections = usize::try_from(settings.database.read_connections).unwrap_or(1);
     let api = api::CustomersApi::new(
         pool.clone(),
         outbox,

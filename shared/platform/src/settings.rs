@@ -179,6 +179,10 @@ pub struct DatabaseSettings {
     /// Empty means: `distnet up` starts a private PostgreSQL.
     pub url: Secret,
     pub max_connections: u32,
+    /// Connections kept beside the pool for the hottest reads
+    /// ([`crate::db::ReadConnections`]: customers' list pages, allocation's
+    /// entitlements), given back without the pool's ping; at least 1.
+    pub read_connections: u32,
     pub acquire_timeout_ms: u64,
     pub idle_timeout_s: u64,
     /// How long start-up waits for the database before giving up.
@@ -190,6 +194,7 @@ impl Default for DatabaseSettings {
         Self {
             url: Secret::default(),
             max_connections: 16,
+            read_connections: 8,
             acquire_timeout_ms: 3_000,
             idle_timeout_s: 300,
             startup_wait_s: 30,
