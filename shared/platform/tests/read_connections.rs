@@ -8,9 +8,13 @@ use distnet_platform::db::{self, ReadConnections};
 use distnet_testkit::TestDb;
 use sqlx::PgPool;
 
-async fn pool(db: &TestDb) -> PgPool {
+/// A database of its own, a pool on it, and `capacity` read connections beside it.
+async fn reads(capacity: usize) -> (TestDb, PgPool, ReadConnections) {
+    let db = TestDb::new().await.expect("database");
     let settings = distnet_testkit::settings(&db.url);
-    db::pool(&settings.database, "reads").expect("pool")
+    let pool = db::pool(&settings.database, "reads").expect("pool");
+    let reads = ReadConnections::new(pool.clone(), capacity);
+    (db, pool, reads)
 }
 
 async fn backend(conn: &mut sqlx::PgConnection) -> i32 {
@@ -30,9 +34,7 @@ async fn alive(pool: &PgPool, pid: i32) -> bool {
 
 #[tokio::test]
 async fn a_released_connection_serves_the_next_read_and_an_unreleased_one_is_closed() {
-    let db = TestDb::new().await.expect("database");
-    let pool = pool(&db).await;
-    let reads = ReadConnections::new(pool.clone(), 4);
+    let (_db, pool, reads) = reads(4).await;
 
     let mut conn = reads.acquire().await.expect("a connection");
     let first = backend(&mut conn).await;
@@ -56,9 +58,7 @@ async fn a_released_connection_serves_the_next_read_and_an_unreleased_one_is_clo
 
 #[tokio::test]
 async fn at_most_capacity_connections_are_open_and_a_read_beyond_waits_for_one() {
-    let db = TestDb::new().await.expect("database");
-    let pool = pool(&db).await;
-    let reads = ReadConnections::new(pool.clone(), 2);
+    let (_db, _pool, reads) = reads(2).await;
     let mut first = reads.acquire().await.expect("a connection");
     let mut second = reads.acquire().await.expect("a connection");
     let pids = [backend(&mut first).await, backend(&mut second).await];
@@ -78,9 +78,7 @@ async fn at_most_capacity_connections_are_open_and_a_read_beyond_waits_for_one()
 
 #[tokio::test]
 async fn a_kept_connection_whose_backend_went_away_is_replaced() {
-    let db = TestDb::new().await.expect("database");
-    let pool = pool(&db).await;
-    let reads = ReadConnections::new(pool.clone(), 2);
+    let (_db, pool, reads) = reads(2).await;
     let mut conn = reads.acquire().await.expect("a connection");
     let gone = backend(&mut conn).await;
     conn.release();
