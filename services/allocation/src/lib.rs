@@ -71,8 +71,13 @@ pub async fn serve_with_clock(
         entitlements.bases(),
         shutdown.subscribe(),
     );
-    let read_connections = usize::try_from(settings.database.read_connections).unwrap_or(1);
-    let api = api::AllocationApi::new(pool.clone(), outbox, clock, entitlements, read_connections);
+    let api = api::AllocationApi::new(
+        pool.clone(),
+        outbox,
+        clock,
+        entitlements,
+        settings.database.read_connections,
+    );
     let inbox = EventInbox::new(pool, events::Consumer, api::DOMAIN);
     let limit = settings.server.max_message_bytes;
     let routes = Routes::new(

@@ -115,8 +115,8 @@ impl CustomersApi {
                     .into_iter()
                     .map(|c| (profile::id_of(&c).to_string(), Arc::new(Profile::new(c))))
                     .collect();
-            for (id, customer) in &read {
-                self.cache.put(ticket, id, customer.clone());
+            for (id, profile) in &read {
+                self.cache.put(ticket, id, profile.clone());
             }
             for ((id, _), slot) in wanted.iter().zip(slots.iter_mut()) {
                 if slot.is_none() {
@@ -178,12 +178,19 @@ fn must_mask(caller: &Caller, customer: &Customer) -> bool {
     !access::sees_contact_phone(caller, holder(customer))
 }
 
-/// The profile as this caller may see it.
-fn present(caller: &Caller, mut customer: Customer) -> Customer {
-    if must_mask(caller, &customer) {
-        customer.contact_phone = access::mask_phone(&customer.contact_phone);
-    }
+/// The profile with its contact phone masked.
+fn masked(mut customer: Customer) -> Customer {
+    customer.contact_phone = access::mask_phone(&customer.contact_phone);
     customer
+}
+
+/// The profile as this caller may see it.
+fn present(caller: &Caller, customer: Customer) -> Customer {
+    if must_mask(caller, &customer) {
+        masked(customer)
+    } else {
+        customer
+    }
 }
 
 /// A profile as stored or as cached, whose holder decides who may read it.

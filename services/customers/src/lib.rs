@@ -125,14 +125,13 @@ pub async fn serve_with_clock(
     // Profiles by id, read through a cache that every committed change evicts.
     let cache = Cache::new(settings.customers.cache_entries);
     cache::listen(pool.clone(), CHANGES_CHANNEL, cache.clone(), shutdown.subscribe());
-    let read_connections = usize::try_from(settings.database.read_connections).unwrap_or(1);
     let api = api::CustomersApi::new(
         pool.clone(),
         outbox,
         clock,
         settings.customers.clone(),
         cache,
-        read_connections,
+        settings.database.read_connections,
     );
     let inbox = EventInbox::new(pool, events::Consumer, api::DOMAIN);
     let limit = settings.server.max_message_bytes;

@@ -182,7 +182,7 @@ pub struct DatabaseSettings {
     /// Connections kept beside the pool for the hottest reads
     /// ([`crate::db::ReadConnections`]: customers' list pages, allocation's
     /// entitlements), given back without the pool's ping; at least 1.
-    pub read_connections: u32,
+    pub read_connections: usize,
     pub acquire_timeout_ms: u64,
     pub idle_timeout_s: u64,
     /// How long start-up waits for the database before giving up.

@@ -29,8 +29,7 @@ use tonic::codegen::{BoxFuture, Context, Poll, Service, http};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
-use super::{CustomersApi, DOMAIN, must_mask};
-use crate::domain::access;
+use super::{CustomersApi, DOMAIN, masked, must_mask};
 
 /// A profile as read from the database, with its encoding.
 #[derive(Debug)]
@@ -71,11 +70,8 @@ impl Shown {
 
     /// As a message.
     pub fn customer(&self) -> Customer {
-        let mut customer = self.profile.customer.clone();
-        if self.masked {
-            customer.contact_phone = access::mask_phone(&customer.contact_phone);
-        }
-        customer
+        let customer = self.profile.customer.clone();
+        if self.masked { masked(customer) } else { customer }
     }
 
     /// Encoded, as [`Shown::customer`] would encode.
