@@ -68,7 +68,7 @@ pub async fn serve_with_clock(
     cache::listen(
         pool.clone(),
         api::ENTITLEMENT_CHANGES,
-        entitlements.bases(),
+        vec![entitlements.bases()],
         shutdown.subscribe(),
     );
     let api = api::AllocationApi::new(

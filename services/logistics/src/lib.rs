@@ -69,7 +69,7 @@ pub async fn serve_with_clock(
     cache::listen(
         pool.clone(),
         events::NETWORK_CHANNEL,
-        placements.clone(),
+        vec![placements.clone()],
         shutdown.subscribe(),
     );
     let api = api::LogisticsApi::new(pool.clone(), outbox, clock, placements.clone());

@@ -4,7 +4,12 @@
 //! itself right after its commit (so a caller reads its own writes at once).
 //!
 //! A notification whose payload is [`EVERYTHING`] (`*`) empties the cache: for changes
-//! that touch every cached value at once.
+//! that touch every cached value at once. One whose payload is [`ADDED`] (`+`) says
+//! rows were added: a cache by id holds none of them and keeps what it has.
+//!
+//! A [`Cache::derived`] holds values made of many rows (e.g. the pages of a listing):
+//! every notification on its channel empties it. One listener serves every cache
+//! that follows a channel.
 //!
 //! A read that raced a change never fills the cache: [`Cache::ticket`] is taken
 //! before the database read, and [`Cache::put`] stores only if no eviction happened
@@ -26,6 +31,9 @@ const SHARDS: usize = 16;
 /// The payload that evicts every key.
 pub const EVERYTHING: &str = "*";
 
+/// The payload of rows added: only [`Cache::derived`] caches are emptied by it.
+pub const ADDED: &str = "+";
+
 /// Up to `capacity` values by id, in 16 independently locked shards.
 pub struct Cache<V> {
     shards: Box<[Mutex<HashMap<String, V>>]>,
@@ -35,6 +43,8 @@ pub struct Cache<V> {
     epoch: AtomicU64,
     /// Listening: notifications are arriving, so cached values can be trusted.
     live: AtomicBool,
+    /// Every value depends on rows of any id: any notification empties the cache.
+    derived: bool,
 }
 
 /// The cache's state before a database read (see [`Cache::put`]).
@@ -45,12 +55,23 @@ impl<V: Clone> Cache<V> {
     /// An empty cache of up to `capacity` values (0 = never caches); not live until
     /// [`listen`] connects.
     pub fn new(capacity: usize) -> Arc<Self> {
+        Self::with(capacity, false)
+    }
+
+    /// An empty cache of up to `capacity` values made of many rows each, emptied by
+    /// every notification (a change of any row, or rows added).
+    pub fn derived(capacity: usize) -> Arc<Self> {
+        Self::with(capacity, true)
+    }
+
+    fn with(capacity: usize, derived: bool) -> Arc<Self> {
         Arc::new(Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             hasher: RandomState::new(),
             per_shard: capacity.div_ceil(SHARDS),
             epoch: AtomicU64::new(0),
             live: AtomicBool::new(false),
+            derived,
         })
     }
 
@@ -121,6 +142,29 @@ impl<V: Clone> Cache<V> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A cache kept in step with a channel's notifications by [`listen`].
+pub trait Follower: Send + Sync + 'static {
+    /// A committed change: `payload` is the changed row's id, [`EVERYTHING`] or
+    /// [`ADDED`].
+    fn notified(&self, payload: &str);
+    /// Notifications are arriving (`true`), or may have been lost (`false`): the
+    /// cache starts empty either way, and is bypassed while not live.
+    fn set_live(&self, live: bool);
+    /// Whether it caches at all (a capacity of 0 needs no listener).
+    fn caches(&self) -> bool;
+}
+
+impl<V: Clone + Send + 'static> Follower for Cache<V> {
+    fn notified(&self, payload: &str) {
+        match payload {
+            _ if self.derived => self.clear(),
+            EVERYTHING => self.clear(),
+            ADDED => {}
+            key => self.evict(key),
+        }
+    }
 
     fn set_live(&self, live: bool) {
         if !live {
@@ -131,18 +175,22 @@ impl<V: Clone> Cache<V> {
             self.live.store(true, Ordering::Release);
         }
     }
+
+    fn caches(&self) -> bool {
+        self.per_shard > 0
+    }
 }
 
-/// Keeps `cache` in step with the notifications on `channel` (payload: the changed
-/// row's id, or [`EVERYTHING`]) until `shutdown`; reconnects after a lost connection, with the cache
-/// bypassed meanwhile. A cache of capacity 0 needs no listener.
-pub fn listen<V: Clone + Send + 'static>(
+/// Keeps `caches` in step with the notifications on `channel` until `shutdown`, over
+/// one connection; reconnects after a lost connection, with the caches bypassed
+/// meanwhile. Caches of capacity 0 need no listener.
+pub fn listen(
     pool: PgPool,
     channel: &'static str,
-    cache: Arc<Cache<V>>,
+    caches: Vec<Arc<dyn Follower>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    if cache.per_shard == 0 {
+    if !caches.iter().any(|c| c.caches()) {
         return;
     }
     tokio::spawn(async move {
@@ -156,29 +204,28 @@ pub fn listen<V: Clone + Send + 'static>(
             .await;
             match connected {
                 Ok(mut listener) => {
-                    cache.set_live(true);
+                    all_live(&caches, true);
                     backoff = Duration::from_millis(100);
                     loop {
                         tokio::select! {
                             received = listener.try_recv() => match received {
-                                Ok(Some(notification)) => match notification.payload() {
-                                    EVERYTHING => cache.clear(),
-                                    key => cache.evict(key),
-                                },
+                                Ok(Some(notification)) => {
+                                    caches.iter().for_each(|c| c.notified(notification.payload()));
+                                }
                                 // Lost: what changed meanwhile is unknown.
                                 Ok(None) | Err(_) => break,
                             },
                             _ = shutdown.changed() => {
-                                cache.set_live(false);
+                                all_live(&caches, false);
                                 return;
                             }
                         }
                     }
                     tracing::warn!(channel, "cache listener lost its connection; bypassing the cache");
-                    cache.set_live(false);
+                    all_live(&caches, false);
                 }
                 Err(error) => {
-                    cache.set_live(false);
+                    all_live(&caches, false);
                     tracing::warn!(channel, %error, "cache listener cannot connect; bypassing the cache");
                 }
             }
@@ -189,6 +236,10 @@ pub fn listen<V: Clone + Send + 'static>(
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     });
+}
+
+fn all_live(caches: &[Arc<dyn Follower>], live: bool) {
+    caches.iter().for_each(|c| c.set_live(live));
 }
 
 #[cfg(test)]
@@ -224,6 +275,33 @@ mod tests {
         cache.put(cache.ticket(), "c-2", 2);
         cache.set_live(true);
         assert!(cache.is_empty(), "starts empty after reconnecting");
+    }
+
+    #[test]
+    fn a_cache_by_id_evicts_what_was_notified_and_keeps_it_on_additions() {
+        let cache = live(100);
+        cache.put(cache.ticket(), "c-1", 1);
+        cache.put(cache.ticket(), "c-2", 2);
+        cache.notified("c-1");
+        assert_eq!(cache.get("c-1"), None);
+        cache.notified(ADDED);
+        assert_eq!(cache.get("c-2"), Some(2));
+        cache.notified(EVERYTHING);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn a_derived_cache_is_emptied_by_every_notification() {
+        for payload in ["c-9", ADDED, EVERYTHING] {
+            let pages = Cache::derived(100);
+            pages.set_live(true);
+            pages.put(pages.ticket(), "area-01|first", 1);
+            let ticket = pages.ticket();
+            pages.notified(payload);
+            assert!(pages.is_empty(), "{payload}");
+            pages.put(ticket, "area-01|first", 2);
+            assert!(pages.is_empty(), "a read from before {payload} is not kept");
+        }
     }
 
     #[test]
