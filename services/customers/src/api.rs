@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use distnet_platform::ServiceError;
 use distnet_platform::auth::{self, Caller};
-use distnet_platform::cache::Cache;
+use distnet_platform::cache::{Cache, Follower};
 use distnet_platform::clock::SharedClock;
 use distnet_platform::db::ReadConnections;
 use distnet_platform::events::Outbox;
@@ -56,6 +56,36 @@ pub const DOMAIN: &str = "customers.distnet";
 /// At most this many names in one BatchGetCustomers.
 const MAX_BATCH: usize = 1000;
 
+/// What `ListCustomers` read for one caller's page: its profiles in id order, and the
+/// token of the next page. Cached, it stays whole: every change of a profile empties
+/// the page cache along with evicting the profile.
+#[derive(Debug)]
+pub struct ListedPage {
+    profiles: Vec<Arc<Profile>>,
+    next_page_token: String,
+}
+
+/// The service's read-through caches; both follow the `customers` table's
+/// notifications (see [`Caches::followers`]).
+pub struct Caches {
+    profiles: Arc<Cache<Arc<Profile>>>,
+    pages: Arc<Cache<Arc<ListedPage>>>,
+}
+
+impl Caches {
+    pub fn new(settings: &CustomersSettings) -> Self {
+        Self {
+            profiles: Cache::new(settings.cache_entries),
+            pages: Cache::derived(settings.page_cache_entries),
+        }
+    }
+
+    /// For [`distnet_platform::cache::listen`].
+    pub fn followers(&self) -> Vec<Arc<dyn Follower>> {
+        vec![self.profiles.clone(), self.pages.clone()]
+    }
+}
+
 pub struct CustomersApi {
     pool: PgPool,
     outbox: Outbox,
@@ -63,6 +93,8 @@ pub struct CustomersApi {
     settings: CustomersSettings,
     /// Profiles by id (`customers.cache_entries`), evicted on every committed change.
     cache: Arc<Cache<Arc<Profile>>>,
+    /// `ListCustomers` pages (`customers.page_cache_entries`), emptied by every change.
+    pages: Arc<Cache<Arc<ListedPage>>>,
     /// Connections for `ListCustomers`' page reads, given back without the pool's ping.
     reads: ReadConnections,
 }
@@ -73,7 +105,7 @@ impl CustomersApi {
         outbox: Outbox,
         clock: SharedClock,
         settings: CustomersSettings,
-        cache: Arc<Cache<Arc<Profile>>>,
+        caches: Caches,
         read_connections: usize,
     ) -> Self {
         Self {
@@ -82,28 +114,38 @@ impl CustomersApi {
             outbox,
             clock,
             settings,
-            cache,
+            cache: caches.profiles,
+            pages: caches.pages,
         }
     }
 
     /// The profile with `id`: from the cache, or read and then cached.
     async fn profile(&self, id: &str) -> Result<Option<Arc<Profile>>, ServiceError> {
-        Ok(self.profiles(&[(id.to_string(), None)]).await?.pop())
+        Ok(self.profiles(&[(id, None)]).await?.pop())
+    }
+
+    /// After committing a change of profile `id` (`None`: a profile added): what the
+    /// caches hold of it is gone before the caller hears of the change.
+    fn changed(&self, id: Option<&str>) {
+        if let Some(id) = id {
+            self.cache.evict(id);
+        }
+        self.pages.clear();
     }
 
     /// The profiles of `wanted` (id, and the version the caller saw when it has one),
     /// in that order, leaving out ids that are not customers: from the cache where it
     /// holds them (at that version), the rest in one read, then cached.
-    async fn profiles(&self, wanted: &[(String, Option<i64>)]) -> Result<Vec<Arc<Profile>>, ServiceError> {
+    async fn profiles(&self, wanted: &[(&str, Option<i64>)]) -> Result<Vec<Arc<Profile>>, ServiceError> {
         let mut slots = Vec::with_capacity(wanted.len());
         let mut missing = Vec::new();
-        for (id, version) in wanted {
+        for &(id, version) in wanted {
             let cached = self
                 .cache
                 .get(id)
                 .filter(|p| version.is_none_or(|v| profile::is_etag_of(&p.customer().etag, v)));
             if cached.is_none() {
-                missing.push(id.clone());
+                missing.push(id.to_string());
             }
             slots.push(cached);
         }
@@ -118,7 +160,7 @@ impl CustomersApi {
             for (id, profile) in &read {
                 self.cache.put(ticket, id, profile.clone());
             }
-            for ((id, _), slot) in wanted.iter().zip(slots.iter_mut()) {
+            for (&(id, _), slot) in wanted.iter().zip(slots.iter_mut()) {
                 if slot.is_none() {
                     *slot = read.remove(id);
                 }
@@ -279,6 +321,7 @@ impl CustomersApi {
         store::insights::touch(&mut tx).await?;
         let response = self.announce(&mut tx, key, &caller, created).await?;
         tx.commit().await?;
+        self.changed(None);
         Ok(response)
     }
 
@@ -303,10 +346,7 @@ impl CustomersApi {
         }
         let mut wanted = Vec::with_capacity(request.names.len());
         for (i, name) in request.names.iter().enumerate() {
-            wanted.push((
-                parse_name(name, "customers", &format!("names[{i}]"))?.to_string(),
-                None,
-            ));
+            wanted.push((parse_name(name, "customers", &format!("names[{i}]"))?, None));
         }
         let found = self.profiles(&wanted).await?;
         let by_name: std::collections::HashMap<&str, &Arc<Profile>> =
@@ -350,23 +390,46 @@ impl CustomersApi {
         };
         let fingerprint = format!("{filter:?}");
         let page = pagination::read(request.page_size, &request.page_token, &fingerprint)?;
-        let mut conn = self.reads.acquire().await?;
-        let listed = store::list(&mut conn, &filter, &access::visibility(&caller), &page).await?;
-        conn.release();
-        let (listed, next_page_token) = pagination::finish(listed, &page, &fingerprint, |(id, _)| id.clone());
-        let wanted: Vec<(String, Option<i64>)> = listed.into_iter().map(|(id, v)| (id, Some(v))).collect();
-        // A profile that was not cached at its listed version is read again, and may
+        let visibility = access::visibility(&caller);
+        // Insights change apart from profiles (no notification): those lists are read.
+        let key = (filter.segment == 0 && filter.flag_bit == 0).then(|| {
+            format!(
+                "{visibility:?}\u{1f}{fingerprint}\u{1f}{:?}\u{1f}{}",
+                page.after, page.size
+            )
+        });
+        let listed = match key.as_deref().and_then(|key| self.pages.get(key)) {
+            Some(listed) => listed,
+            None => {
+                let ticket = self.pages.ticket();
+                let mut conn = self.reads.acquire().await?;
+                let rows = store::list(&mut conn, &filter, &visibility, &page).await?;
+                conn.release();
+                let (ids, next_page_token) =
+                    pagination::finish(rows, &page, &fingerprint, |(id, _)| id.clone());
+                let wanted: Vec<(&str, Option<i64>)> =
+                    ids.iter().map(|(id, v)| (id.as_str(), Some(*v))).collect();
+                let listed = Arc::new(ListedPage {
+                    profiles: self.profiles(&wanted).await?,
+                    next_page_token,
+                });
+                if let Some(key) = &key {
+                    self.pages.put(ticket, key, Arc::clone(&listed));
+                }
+                listed
+            }
+        };
+        // A profile that was not cached at its listed version was read again, and may
         // have changed in between: it is shown only if the caller may still read it.
-        let customers = self
-            .profiles(&wanted)
-            .await?
-            .into_iter()
+        let customers = listed
+            .profiles
+            .iter()
             .filter(|p| access::may_read(&caller, p.holder()))
-            .map(|p| Shown::to(&caller, p))
+            .map(|p| Shown::to(&caller, Arc::clone(p)))
             .collect();
         Ok(ShownPage {
             customers,
-            next_page_token,
+            next_page_token: listed.next_page_token.clone(),
         })
     }
 
@@ -418,7 +481,7 @@ impl CustomersApi {
         store::insights::touch(&mut tx).await?;
         let response = self.announce(&mut tx, key, &caller, updated).await?;
         tx.commit().await?;
-        self.cache.evict(&id);
+        self.changed(Some(&id));
         Ok(response)
     }
 
@@ -462,7 +525,7 @@ impl CustomersApi {
             store::reassign_owner(&mut tx, &id, &request.new_owner_id, &caller.sub, &request.reason).await?;
         let response = self.announce(&mut tx, key, &caller, updated).await?;
         tx.commit().await?;
-        self.cache.evict(&id);
+        self.changed(Some(&id));
         Ok(response)
     }
 

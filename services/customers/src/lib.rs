@@ -9,7 +9,7 @@ mod store;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use distnet_platform::cache::{self, Cache};
+use distnet_platform::cache;
 use distnet_platform::clock::{self, SharedClock};
 use distnet_platform::events::{EventInbox, Outbox, Relay};
 use distnet_platform::server::{self, ServeSpec, ServerHandle, Shutdown};
@@ -33,7 +33,7 @@ pub const CONSUMES: &[&str] = &[
     "OrderCancelled",
 ];
 
-/// Where the `customers` table's trigger notifies each changed id.
+/// Where the `customers` table's triggers notify each changed id, and `+` for rows added.
 const CHANGES_CHANNEL: &str = "customers_changed";
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -122,15 +122,21 @@ pub async fn serve_with_clock(
         },
     );
 
-    // Profiles by id, read through a cache that every committed change evicts.
-    let cache = Cache::new(settings.customers.cache_entries);
-    cache::listen(pool.clone(), CHANGES_CHANNEL, cache.clone(), shutdown.subscribe());
+    // Profiles by id, read through a cache that every committed change evicts, and
+    // list pages, which every change empties.
+    let caches = api::Caches::new(&settings.customers);
+    cache::listen(
+        pool.clone(),
+        CHANGES_CHANNEL,
+        caches.followers(),
+        shutdown.subscribe(),
+    );
     let api = api::CustomersApi::new(
         pool.clone(),
         outbox,
         clock,
         settings.customers.clone(),
-        cache,
+        caches,
         settings.database.read_connections,
     );
     let inbox = EventInbox::new(pool, events::Consumer, api::DOMAIN);

@@ -338,7 +338,7 @@ pub(crate) struct ScopeColumns<'a> {
 /// Restricts `q` (ending in a WHERE clause) to the rows `visibility` lets `staff` see.
 pub(crate) fn push_scope(
     q: &mut QueryBuilder<'_, Postgres>,
-    visibility: &Visibility,
+    visibility: &Visibility<'_>,
     columns: &ScopeColumns<'_>,
     staff: &str,
 ) {
@@ -351,23 +351,23 @@ pub(crate) fn push_scope(
         Visibility::All => {}
         Visibility::OwnedOrInAreas { owner, areas } => {
             q.push(format!(" AND ({} = ", columns.owner))
-                .push_bind(owner.clone());
+                .push_bind(owner.to_string());
             q.push(format!(" OR {} = ANY(", columns.area))
-                .push_bind(areas.clone())
+                .push_bind(areas.to_vec())
                 .push(")");
             own(q);
             q.push(")");
         }
         Visibility::InAreas(areas) => {
             q.push(format!(" AND ({} = ANY(", columns.area))
-                .push_bind(areas.clone())
+                .push_bind(areas.to_vec())
                 .push(")");
             own(q);
             q.push(")");
         }
         Visibility::Only(id) => {
             q.push(format!(" AND {} = ", columns.customer))
-                .push_bind(id.clone());
+                .push_bind(id.to_string());
         }
         Visibility::Nothing => {
             q.push(" AND false");
@@ -380,7 +380,7 @@ pub(crate) fn push_scope(
 pub async fn list(
     conn: &mut PgConnection,
     filter: &ListFilter,
-    visibility: &Visibility,
+    visibility: &Visibility<'_>,
     page: &Page,
 ) -> Result<Vec<(String, i64)>, ServiceError> {
     let mut q: QueryBuilder<Postgres> = QueryBuilder::new("SELECT id, version FROM customers WHERE true");

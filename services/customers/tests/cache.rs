@@ -3,12 +3,15 @@
 //! change made on one replica is read back at once there and soon on the other
 //! (`NOTIFY`), a change made straight in the database is seen too, and a listener
 //! that lost its connection never serves what it may have missed. A list page takes
-//! its profiles from the cache too, but only at the versions the page listed.
+//! its profiles from the cache too, but only at the versions the page listed; and the
+//! pages themselves are cached per caller's visibility, emptied by every change or
+//! addition on every replica.
 
 mod support;
 
 use std::time::Duration;
 
+use distnet_platform::auth::Role;
 use distnet_proto::customers::v1::{
     BatchGetCustomersRequest, Customer, GetCustomerRequest, ListCustomersRequest, ReassignOwnerRequest,
     UpdateCustomerRequest,
@@ -230,10 +233,41 @@ async fn replicas_serve_cached_profiles_and_every_change_reaches_both() {
 }
 
 /// The display names of area-01's first page, by id.
+/// A connection whose changes fire no trigger, so no replica hears of them.
+async fn unheard(url: &str) -> sqlx::PgConnection {
+    let mut quiet = sqlx::PgConnection::connect(url).await.expect("connect");
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut quiet)
+        .await
+        .expect("no triggers");
+    quiet
+}
+
+/// Polls area-01's first page on `client` for up to 10 s until its names are `expected`.
+async fn until_lists(client: &mut Client, expected: &[&str]) {
+    let mut names = Vec::new();
+    for _ in 0..200 {
+        names = listed_names(client)
+            .await
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect::<Vec<_>>();
+        if names == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("area-01 never listed as {expected:?}: {names:?}");
+}
+
 async fn listed_names(client: &mut Client) -> Vec<(String, String)> {
+    listed_names_of(client, "area-01").await
+}
+
+async fn listed_names_of(client: &mut Client, area: &str) -> Vec<(String, String)> {
     client
         .list_customers(ListCustomersRequest {
-            area_id: "area-01".into(),
+            area_id: area.into(),
             page_size: 10,
             ..Default::default()
         })
@@ -248,8 +282,13 @@ async fn listed_names(client: &mut Client) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_list_page_takes_cached_profiles_only_at_the_versions_it_listed() {
-    let service = TestService::start().await;
-    let url = service.db.as_ref().expect("own database").url.clone();
+    // Pages read afresh every time: what is checked here is the profile cache.
+    let db = TestService::database().await;
+    let mut settings = distnet_testkit::settings(&db.url);
+    settings.customers.page_cache_entries = 0;
+    let url = db.url.clone();
+    let mut service = TestService::start_with(&settings).await;
+    service.db = Some(db);
     let mut client = service.admin();
     for (i, name) in ["甲", "乙", "丙"].into_iter().enumerate() {
         client
@@ -263,11 +302,7 @@ async fn a_list_page_takes_cached_profiles_only_at_the_versions_it_listed() {
     }
     // Changes made from this connection fire no trigger, so no replica hears of them:
     // what a page shows then tells where it came from.
-    let mut quiet = sqlx::PgConnection::connect(&url).await.expect("connect");
-    sqlx::query("SET session_replication_role = replica")
-        .execute(&mut quiet)
-        .await
-        .expect("no triggers");
+    let mut quiet = unheard(&url).await;
 
     // Rename r-1 unheard, at the same version, until a page shows the name it had
     // before: that page took r-1 from the cache (the listener may still be
@@ -304,4 +339,137 @@ async fn a_list_page_takes_cached_profiles_only_at_the_versions_it_listed() {
     // id order.
     assert_eq!(ids, ["customers/r-0", "customers/r-1", "customers/r-2"]);
     service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pages_are_cached_per_caller_and_every_change_empties_them_on_both_replicas() {
+    let db = TestService::database().await;
+    let settings = distnet_testkit::settings(&db.url);
+    let url = db.url.clone();
+    let mut a = TestService::start_with(&settings).await;
+    a.db = Some(db);
+    let b = TestService::start_with(&settings).await;
+    let (mut on_a, mut on_b) = (a.admin(), b.admin());
+    let first = on_a
+        .create_customer(create_request(
+            "pages-0",
+            "r-0",
+            retailer("甲", "area-01", "cm-1"),
+        ))
+        .await
+        .expect("created")
+        .into_inner();
+    on_a.create_customer(create_request(
+        "pages-1",
+        "r-1",
+        retailer("乙", "area-01", "cm-1"),
+    ))
+    .await
+    .expect("created");
+    until_lists(&mut on_b, &["甲", "乙"]).await;
+
+    // r-1 renamed at a new version, unheard: a page that still shows the old name
+    // came from the page cache (read afresh, it would list the new version, which no
+    // cache holds). Each replica comes to serve its page so once its listener is live.
+    let mut quiet = unheard(&url).await;
+    let mut from_memory = false;
+    for round in 0..100 {
+        let before = (listed_names(&mut on_a).await, listed_names(&mut on_b).await);
+        sqlx::query(
+            "UPDATE customers.customers SET display_name = $1, version = version + 1 WHERE id = 'r-1'",
+        )
+        .bind(format!("乙-{round}"))
+        .execute(&mut quiet)
+        .await
+        .expect("unheard rename");
+        let after = (listed_names(&mut on_a).await, listed_names(&mut on_b).await);
+        if after == before {
+            from_memory = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        from_memory,
+        "both replicas came to serve area-01's page from memory"
+    );
+
+    // The cached page is the admin's: an agent of area-02 and a manager of nobody's
+    // area each get their own.
+    let mut agent = a.as_role(Role::CallCenterAgent, "agent-2", &["area-02"]);
+    assert_eq!(listed_names(&mut agent).await, []);
+    let mut stranger = a.as_role(Role::CustomerManager, "cm-9", &[]);
+    assert_eq!(listed_names(&mut stranger).await, []);
+    // A page no one has listed yet, first by the stranger (nothing), then by the
+    // owner of both (both).
+    let mut owner = a.as_role(Role::CustomerManager, "cm-1", &[]);
+    for (client, expected) in [(&mut stranger, 0), (&mut owner, 2)] {
+        let page = client
+            .list_customers(ListCustomersRequest {
+                area_id: "area-01".into(),
+                page_size: 5,
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+            .into_inner();
+        assert_eq!(page.customers.len(), expected);
+    }
+
+    // A profile added on A: A lists it at once, B as soon as the notification lands,
+    // and both pages are read again (r-1's unheard name shows with them).
+    on_a.create_customer(create_request(
+        "pages-2",
+        "r-2",
+        retailer("丙", "area-01", "cm-1"),
+    ))
+    .await
+    .expect("created");
+    let now_on_a: Vec<String> = listed_names(&mut on_a)
+        .await
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(now_on_a.len(), 3, "read your own addition: {now_on_a:?}");
+    assert_eq!(now_on_a[2], "丙");
+    until_lists(&mut on_b, &[now_on_a[0].as_str(), now_on_a[1].as_str(), "丙"]).await;
+    let renamed = now_on_a[1].clone();
+
+    // A change on B: B lists it at once, A soon.
+    on_b.update_customer(UpdateCustomerRequest {
+        request_id: "pages-u0".into(),
+        customer: Some(Customer {
+            name: first.name.clone(),
+            etag: first.etag.clone(),
+            display_name: "甲二".into(),
+            ..Customer::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["display_name".into()],
+        }),
+    })
+    .await
+    .expect("updated");
+    let expected = ["甲二", renamed.as_str(), "丙"];
+    let now_on_b: Vec<String> = listed_names(&mut on_b)
+        .await
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(now_on_b, expected, "read your own write");
+    until_lists(&mut on_a, &expected).await;
+
+    // A move straight in the database (heard): r-0 leaves area-01's page on both, and
+    // joins area-02's.
+    sqlx::query("UPDATE customers.customers SET area_id = 'area-02', version = version + 1 WHERE id = 'r-0'")
+        .execute(&mut sqlx::PgConnection::connect(&url).await.expect("connect"))
+        .await
+        .expect("direct move");
+    until_lists(&mut on_a, &[renamed.as_str(), "丙"]).await;
+    until_lists(&mut on_b, &[renamed.as_str(), "丙"]).await;
+    let in_area_02 = listed_names_of(&mut agent, "area-02").await;
+    assert_eq!(in_area_02, [("customers/r-0".to_string(), "甲二".to_string())]);
+
+    b.stop().await;
+    a.stop().await;
 }

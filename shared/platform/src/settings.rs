@@ -93,6 +93,9 @@ pub struct CustomersSettings {
     /// Profiles kept in the read-through cache (`GetCustomer`, `BatchGetCustomers`);
     /// 0 turns it off.
     pub cache_entries: usize,
+    /// `ListCustomers` pages (the ids and versions of a caller's page) kept in memory,
+    /// emptied by any committed change of any profile; 0 turns it off.
+    pub page_cache_entries: usize,
     /// The satisfaction questionnaire; empty means the built-in one.
     pub survey_questions: Vec<SurveyQuestion>,
 }
@@ -126,6 +129,7 @@ impl Default for CustomersSettings {
             insights_refresh_rest: 3,
             visit_radius_m: 200.0,
             cache_entries: 20_000,
+            page_cache_entries: 2_000,
             survey_questions: Vec::new(),
         }
     }

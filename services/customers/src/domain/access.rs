@@ -35,30 +35,31 @@ pub struct Holder<'a> {
     pub area_id: &'a str,
 }
 
-/// Which customers a caller can see, as a list filter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Visibility {
+/// Which customers a caller can see, as a list filter (borrowed from the caller: a
+/// page checks it once per profile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility<'a> {
     All,
     /// Owned by `owner` or in one of `areas`.
     OwnedOrInAreas {
-        owner: String,
-        areas: Vec<String>,
+        owner: &'a str,
+        areas: &'a [String],
     },
-    InAreas(Vec<String>),
-    Only(String),
+    InAreas(&'a [String]),
+    Only(&'a str),
     Nothing,
 }
 
-pub fn visibility(caller: &Caller) -> Visibility {
+pub fn visibility(caller: &Caller) -> Visibility<'_> {
     match caller.role {
         Role::Admin | Role::Service | Role::Dispatcher | Role::AllocationPlanner => Visibility::All,
         Role::CustomerManager => Visibility::OwnedOrInAreas {
-            owner: caller.sub.clone(),
-            areas: caller.areas.clone(),
+            owner: &caller.sub,
+            areas: &caller.areas,
         },
-        Role::CallCenterAgent | Role::MarketInspector => Visibility::InAreas(caller.areas.clone()),
+        Role::CallCenterAgent | Role::MarketInspector => Visibility::InAreas(&caller.areas),
         Role::Retailer => match &caller.customer {
-            Some(id) => Visibility::Only(id.clone()),
+            Some(id) => Visibility::Only(id),
             None => Visibility::Nothing,
         },
         Role::Driver => Visibility::Nothing,

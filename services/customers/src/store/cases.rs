@@ -317,7 +317,7 @@ pub struct CaseFilter {
 pub async fn list(
     pool: &PgPool,
     filter: &CaseFilter,
-    visibility: &Visibility,
+    visibility: &Visibility<'_>,
     staff: &str,
     page: &Page,
 ) -> Result<Vec<Case>, ServiceError> {

@@ -117,7 +117,7 @@ pub struct InteractionFilter {
 pub async fn list(
     pool: &PgPool,
     filter: &InteractionFilter,
-    visibility: &Visibility,
+    visibility: &Visibility<'_>,
     staff: &str,
     page: &Page,
 ) -> Result<Vec<Interaction>, ServiceError> {
