@@ -42,32 +42,37 @@ async fn until_reads(client: &mut Client, id: &str, expected: &str) {
     panic!("{id} never read as {expected}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_serve_cached_profiles_and_every_change_reaches_both() {
+/// Two replicas on one fresh database (the first holds it), its url, and r-1 (甲) and
+/// r-2 (乙) of cm-1 in area-01 created through the first; r-1 as created.
+async fn two_replicas_two_retailers(request_timeout_ms: u64) -> (TestService, TestService, String, Customer) {
     let db = TestService::database().await;
     let mut settings = distnet_testkit::settings(&db.url);
-    settings.server.request_timeout_ms = 1_000;
+    settings.server.request_timeout_ms = request_timeout_ms;
     let url = db.url.clone();
     let mut a = TestService::start_with(&settings).await;
     a.db = Some(db);
     let b = TestService::start_with(&settings).await;
+    let mut on_a = a.admin();
+    let mut created = Vec::new();
+    for (i, name) in [(1, "甲"), (2, "乙")] {
+        let customer = on_a
+            .create_customer(create_request(
+                &format!("cache-{i}"),
+                &format!("r-{i}"),
+                retailer(name, "area-01", "cm-1"),
+            ))
+            .await
+            .expect("created")
+            .into_inner();
+        created.push(customer);
+    }
+    (a, b, url, created.swap_remove(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_serve_cached_profiles_and_every_change_reaches_both() {
+    let (a, b, url, created) = two_replicas_two_retailers(1_000).await;
     let (mut on_a, mut on_b) = (a.admin(), b.admin());
-    let created = on_a
-        .create_customer(create_request(
-            "cache-1",
-            "r-1",
-            retailer("甲", "area-01", "cm-1"),
-        ))
-        .await
-        .expect("created")
-        .into_inner();
-    on_a.create_customer(create_request(
-        "cache-2",
-        "r-2",
-        retailer("乙", "area-01", "cm-1"),
-    ))
-    .await
-    .expect("created");
     // Both replicas have read r-1 (the listener may still be connecting: read until
     // a read has come from a live cache, shown below by the locked table).
     assert_eq!(name_of(&mut on_a, "r-1").await, "甲");
@@ -343,32 +348,11 @@ async fn a_list_page_takes_cached_profiles_only_at_the_versions_it_listed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_pages_are_cached_per_caller_and_every_change_empties_them_on_both_replicas() {
-    let db = TestService::database().await;
-    let settings = distnet_testkit::settings(&db.url);
-    let url = db.url.clone();
-    let mut a = TestService::start_with(&settings).await;
-    a.db = Some(db);
-    let b = TestService::start_with(&settings).await;
+    let (a, b, url, first) = two_replicas_two_retailers(10_000).await;
     let (mut on_a, mut on_b) = (a.admin(), b.admin());
-    let first = on_a
-        .create_customer(create_request(
-            "pages-0",
-            "r-0",
-            retailer("甲", "area-01", "cm-1"),
-        ))
-        .await
-        .expect("created")
-        .into_inner();
-    on_a.create_customer(create_request(
-        "pages-1",
-        "r-1",
-        retailer("乙", "area-01", "cm-1"),
-    ))
-    .await
-    .expect("created");
     until_lists(&mut on_b, &["甲", "乙"]).await;
 
-    // r-1 renamed at a new version, unheard: a page that still shows the old name
+    // r-2 renamed at a new version, unheard: a page that still shows the old name
     // came from the page cache (read afresh, it would list the new version, which no
     // cache holds). Each replica comes to serve its page so once its listener is live.
     let mut quiet = unheard(&url).await;
@@ -376,7 +360,7 @@ async fn list_pages_are_cached_per_caller_and_every_change_empties_them_on_both_
     for round in 0..100 {
         let before = (listed_names(&mut on_a).await, listed_names(&mut on_b).await);
         sqlx::query(
-            "UPDATE customers.customers SET display_name = $1, version = version + 1 WHERE id = 'r-1'",
+            "UPDATE customers.customers SET display_name = $1, version = version + 1 WHERE id = 'r-2'",
         )
         .bind(format!("乙-{round}"))
         .execute(&mut quiet)
@@ -417,10 +401,10 @@ async fn list_pages_are_cached_per_caller_and_every_change_empties_them_on_both_
     }
 
     // A profile added on A: A lists it at once, B as soon as the notification lands,
-    // and both pages are read again (r-1's unheard name shows with them).
+    // and both pages are read again (r-2's unheard name shows with them).
     on_a.create_customer(create_request(
-        "pages-2",
-        "r-2",
+        "pages-3",
+        "r-3",
         retailer("丙", "area-01", "cm-1"),
     ))
     .await
@@ -459,16 +443,16 @@ async fn list_pages_are_cached_per_caller_and_every_change_empties_them_on_both_
     assert_eq!(now_on_b, expected, "read your own write");
     until_lists(&mut on_a, &expected).await;
 
-    // A move straight in the database (heard): r-0 leaves area-01's page on both, and
+    // A move straight in the database (heard): r-1 leaves area-01's page on both, and
     // joins area-02's.
-    sqlx::query("UPDATE customers.customers SET area_id = 'area-02', version = version + 1 WHERE id = 'r-0'")
+    sqlx::query("UPDATE customers.customers SET area_id = 'area-02', version = version + 1 WHERE id = 'r-1'")
         .execute(&mut sqlx::PgConnection::connect(&url).await.expect("connect"))
         .await
         .expect("direct move");
     until_lists(&mut on_a, &[renamed.as_str(), "丙"]).await;
     until_lists(&mut on_b, &[renamed.as_str(), "丙"]).await;
     let in_area_02 = listed_names_of(&mut agent, "area-02").await;
-    assert_eq!(in_area_02, [("customers/r-0".to_string(), "甲二".to_string())]);
+    assert_eq!(in_area_02, [("customers/r-1".to_string(), "甲二".to_string())]);
 
     b.stop().await;
     a.stop().await;

@@ -13,6 +13,9 @@
 //!   (`bench-agent-NNN`), minted with the configured HS256 secret as `distnet token`
 //!   does, so per-caller limits apply per user; still, benchmark a suite started with
 //!   `DISTNET__SERVER__RATE_LIMIT__PER_SECOND=0`.
+//! - Read answers (`GetCustomer`, `ListCustomers`, `GetEntitlements`) are checked to
+//!   be well-formed messages and their fields skipped, not built ([`Reads`]), as
+//!   pgbench discards its rows; writes' answers are decoded whole.
 //! - Every user keeps its own latencies and counts (no locks on the hot path); they
 //!   are merged at the end. Latency is per call, whatever its outcome. Outcomes:
 //!   `ok`; business refusals (`FAILED_PRECONDITION`: quota exhausted, window closed,
