@@ -56,14 +56,19 @@ pub const DOMAIN: &str = "customers.distnet";
 /// At most this many names in one BatchGetCustomers.
 const MAX_BATCH: usize = 1000;
 
-/// What `ListCustomers` read for one caller's page: its profiles in id order, and the
-/// token of the next page. Cached, it stays whole: every change of a profile empties
-/// the page cache along with evicting the profile.
+/// What `ListCustomers` read for one caller's page: its ids and versions in id order
+/// (the profiles come from the profile cache at those versions), and the token of the
+/// next page. Ids rather than profiles, so that a cached page costs tens of bytes a
+/// row and keeps no profile alive that the profile cache let go.
 #[derive(Debug)]
 pub struct ListedPage {
-    profiles: Vec<Arc<Profile>>,
+    ids: Vec<(String, i64)>,
     next_page_token: String,
 }
+
+/// Larger pages are read every time: the page cache's bound counts pages, so each must
+/// stay small.
+const MAX_CACHED_PAGE: i64 = pagination::DEFAULT_PAGE_SIZE;
 
 /// The service's read-through caches; both follow the `customers` table's
 /// notifications (see [`Caches::followers`]).
@@ -390,9 +395,18 @@ impl CustomersApi {
         };
         let fingerprint = format!("{filter:?}");
         let page = pagination::read(request.page_size, &request.page_token, &fingerprint)?;
+        // Tokens are not signed: one whose key is not an id was not issued here (and
+        // must not make a cache key of any size).
+        if page.after.as_deref().is_some_and(|after| !is_valid_id(after)) {
+            return Err(ServiceError::invalid_field(
+                "page_token",
+                "is not a token this list issued",
+            ));
+        }
         let visibility = access::visibility(&caller);
         // Insights change apart from profiles (no notification): those lists are read.
-        let key = (filter.segment == 0 && filter.flag_bit == 0).then(|| {
+        let cacheable = filter.segment == 0 && filter.flag_bit == 0 && page.size <= MAX_CACHED_PAGE;
+        let key = cacheable.then(|| {
             format!(
                 "{visibility:?}\u{1f}{fingerprint}\u{1f}{:?}\u{1f}{}",
                 page.after, page.size
@@ -407,25 +421,23 @@ impl CustomersApi {
                 conn.release();
                 let (ids, next_page_token) =
                     pagination::finish(rows, &page, &fingerprint, |(id, _)| id.clone());
-                let wanted: Vec<(&str, Option<i64>)> =
-                    ids.iter().map(|(id, v)| (id.as_str(), Some(*v))).collect();
-                let listed = Arc::new(ListedPage {
-                    profiles: self.profiles(&wanted).await?,
-                    next_page_token,
-                });
+                let listed = Arc::new(ListedPage { ids, next_page_token });
                 if let Some(key) = &key {
                     self.pages.put(ticket, key, Arc::clone(&listed));
                 }
                 listed
             }
         };
-        // A profile that was not cached at its listed version was read again, and may
+        let wanted: Vec<(&str, Option<i64>)> =
+            listed.ids.iter().map(|(id, v)| (id.as_str(), Some(*v))).collect();
+        // A profile that was not cached at its listed version is read again, and may
         // have changed in between: it is shown only if the caller may still read it.
-        let customers = listed
-            .profiles
-            .iter()
+        let customers = self
+            .profiles(&wanted)
+            .await?
+            .into_iter()
             .filter(|p| access::may_read(&caller, p.holder()))
-            .map(|p| Shown::to(&caller, Arc::clone(p)))
+            .map(|p| Shown::to(&caller, p))
             .collect();
         Ok(ShownPage {
             customers,

@@ -31,6 +31,63 @@ async fn name_of(client: &mut Client, id: &str) -> String {
         .display_name
 }
 
+/// Ends every replica's `LISTEN` connection and waits until they are gone (they
+/// reconnect after at least 100 ms): the notification of a change made right after
+/// reaches nobody.
+async fn lose_listeners(conn: &mut sqlx::PgConnection) {
+    let listeners: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .expect("listeners");
+    assert!(listeners.len() >= 2, "each replica listens: {listeners:?}");
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid")
+        .bind(&listeners)
+        .execute(&mut *conn)
+        .await
+        .expect("terminate listeners");
+    for _ in 0..100 {
+        let alive: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+            .bind(&listeners)
+            .fetch_one(&mut *conn)
+            .await
+            .expect("activity");
+        if alive == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Renames `id` at a new version without a notification until a page of area-01 on
+/// both `clients` still shows what it showed before: both serve that page from memory
+/// (read afresh, it would list the new version, which no cache holds). The name it
+/// was given last.
+async fn until_pages_from_memory(
+    clients: [&mut Client; 2],
+    quiet: &mut sqlx::PgConnection,
+    id: &str,
+    name: &str,
+) -> String {
+    let [a, b] = clients;
+    for round in 0..100 {
+        let before = (listed_names(a).await, listed_names(b).await);
+        let unheard_name = format!("{name}-{round}");
+        sqlx::query("UPDATE customers.customers SET display_name = $1, version = version + 1 WHERE id = $2")
+            .bind(&unheard_name)
+            .bind(id)
+            .execute(&mut *quiet)
+            .await
+            .expect("unheard rename");
+        if (listed_names(a).await, listed_names(b).await) == before {
+            return unheard_name;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("both replicas came to serve area-01's page from memory");
+}
+
 /// Polls `read` for up to 10 s until it gives `expected`.
 async fn until_reads(client: &mut Client, id: &str, expected: &str) {
     for _ in 0..200 {
@@ -199,31 +256,7 @@ async fn replicas_serve_cached_profiles_and_every_change_reaches_both() {
 
     // The listeners lose their connections, and a change lands meanwhile: neither
     // replica serves what it may have missed.
-    let listeners: Vec<i32> = sqlx::query_scalar(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'",
-    )
-    .fetch_all(&mut blocker)
-    .await
-    .expect("listeners");
-    assert!(listeners.len() >= 2, "each replica listens: {listeners:?}");
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid")
-        .bind(&listeners)
-        .execute(&mut blocker)
-        .await
-        .expect("terminate listeners");
-    // Gone, and (reconnecting takes at least 100 ms) not yet back: the
-    // notification of the next change reaches nobody.
-    for _ in 0..100 {
-        let alive: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
-            .bind(&listeners)
-            .fetch_one(&mut blocker)
-            .await
-            .expect("activity");
-        if alive == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    lose_listeners(&mut blocker).await;
     sqlx::query(
         "UPDATE customers.customers SET display_name = '甲四', version = version + 1 WHERE id = 'r-1'",
     )
@@ -356,36 +389,16 @@ async fn list_pages_are_cached_per_caller_and_every_change_empties_them_on_both_
     // came from the page cache (read afresh, it would list the new version, which no
     // cache holds). Each replica comes to serve its page so once its listener is live.
     let mut quiet = unheard(&url).await;
-    let mut from_memory = false;
-    for round in 0..100 {
-        let before = (listed_names(&mut on_a).await, listed_names(&mut on_b).await);
-        sqlx::query(
-            "UPDATE customers.customers SET display_name = $1, version = version + 1 WHERE id = 'r-2'",
-        )
-        .bind(format!("乙-{round}"))
-        .execute(&mut quiet)
-        .await
-        .expect("unheard rename");
-        let after = (listed_names(&mut on_a).await, listed_names(&mut on_b).await);
-        if after == before {
-            from_memory = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        from_memory,
-        "both replicas came to serve area-01's page from memory"
-    );
+    let unheard_name = until_pages_from_memory([&mut on_a, &mut on_b], &mut quiet, "r-2", "乙").await;
 
     // The cached page is the admin's: an agent of area-02 and a manager of nobody's
-    // area each get their own.
+    // area are shown nothing of it (each profile is checked against the caller too).
     let mut agent = a.as_role(Role::CallCenterAgent, "agent-2", &["area-02"]);
     assert_eq!(listed_names(&mut agent).await, []);
     let mut stranger = a.as_role(Role::CustomerManager, "cm-9", &[]);
     assert_eq!(listed_names(&mut stranger).await, []);
-    // A page no one has listed yet, first by the stranger (nothing), then by the
-    // owner of both (both).
+    // Pages are kept per caller: a page no one has listed yet, first by the stranger
+    // (nothing), then by the owner of both (both, not the stranger's empty page).
     let mut owner = a.as_role(Role::CustomerManager, "cm-1", &[]);
     for (client, expected) in [(&mut stranger, 0), (&mut owner, 2)] {
         let page = client
@@ -415,6 +428,7 @@ async fn list_pages_are_cached_per_caller_and_every_change_empties_them_on_both_
         .map(|(_, n)| n)
         .collect();
     assert_eq!(now_on_a.len(), 3, "read your own addition: {now_on_a:?}");
+    assert_eq!(now_on_a[1], unheard_name, "the page was read again");
     assert_eq!(now_on_a[2], "丙");
     until_lists(&mut on_b, &[now_on_a[0].as_str(), now_on_a[1].as_str(), "丙"]).await;
     let renamed = now_on_a[1].clone();
@@ -453,6 +467,28 @@ async fn list_pages_are_cached_per_caller_and_every_change_empties_them_on_both_
     until_lists(&mut on_b, &[renamed.as_str(), "丙"]).await;
     let in_area_02 = listed_names_of(&mut agent, "area-02").await;
     assert_eq!(in_area_02, [("customers/r-1".to_string(), "甲二".to_string())]);
+
+    // The listeners lose their connections and a change lands meanwhile: neither
+    // replica serves a page from before it.
+    let mut direct = sqlx::PgConnection::connect(&url).await.expect("connect");
+    lose_listeners(&mut direct).await;
+    sqlx::query(
+        "UPDATE customers.customers SET display_name = '丙二', version = version + 1 WHERE id = 'r-3'",
+    )
+    .execute(&mut direct)
+    .await
+    .expect("direct rename");
+    until_lists(&mut on_a, &[renamed.as_str(), "丙二"]).await;
+    until_lists(&mut on_b, &[renamed.as_str(), "丙二"]).await;
+
+    // Listening again and serving pages from memory, both replicas see a TRUNCATE.
+    until_pages_from_memory([&mut on_a, &mut on_b], &mut quiet, "r-3", "丙").await;
+    sqlx::query("TRUNCATE customers.customers CASCADE")
+        .execute(&mut direct)
+        .await
+        .expect("truncate");
+    until_lists(&mut on_a, &[]).await;
+    until_lists(&mut on_b, &[]).await;
 
     b.stop().await;
     a.stop().await;

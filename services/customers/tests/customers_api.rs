@@ -506,12 +506,32 @@ async fn a_page_token_reused_with_other_filters_is_invalid() {
         .list_customers(ListCustomersRequest {
             page_size: 1,
             area_id: "area-02".into(),
-            page_token: first.next_page_token,
+            page_token: first.next_page_token.clone(),
             ..Default::default()
         })
         .await
         .expect_err("token for other filters");
     assert_eq!(bad_fields(&error), vec!["page_token".to_string()]);
+
+    // The same token with its last key forged into something no list issues (tokens
+    // are not signed): refused, whatever its size.
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut token: serde_json::Value =
+        serde_json::from_slice(&engine.decode(&first.next_page_token).expect("base64")).expect("json");
+    for forged in ["r-0\u{1f}x".to_string(), "r".repeat(100_000)] {
+        token["k"] = serde_json::Value::String(forged);
+        let error = admin
+            .list_customers(ListCustomersRequest {
+                page_size: 1,
+                area_id: "area-01".into(),
+                page_token: engine.encode(token.to_string()),
+                ..Default::default()
+            })
+            .await
+            .expect_err("a forged key");
+        assert_eq!(bad_fields(&error), vec!["page_token".to_string()]);
+    }
     service.stop().await;
 }
 

@@ -93,8 +93,8 @@ pub struct CustomersSettings {
     /// Profiles kept in the read-through cache (`GetCustomer`, `BatchGetCustomers`);
     /// 0 turns it off.
     pub cache_entries: usize,
-    /// `ListCustomers` pages (the ids and versions of a caller's page) kept in memory,
-    /// emptied by any committed change of any profile; 0 turns it off.
+    /// `ListCustomers` pages (the ids and versions of a caller's page, at most 100)
+    /// kept in memory, emptied by any committed change of any profile; 0 turns it off.
     pub page_cache_entries: usize,
     /// The satisfaction questionnaire; empty means the built-in one.
     pub survey_questions: Vec<SurveyQuestion>,
