@@ -286,12 +286,12 @@ impl Reads {
         path: &'static str,
         request: R,
     ) -> Result<(), tonic::Status> {
-        // An error here is the channel's own (no connection): kept as the status's
-        // source, so it counts as a transport failure.
-        self.0
-            .ready()
-            .await
-            .map_err(|e| tonic::Status::from_error(e.into()))?;
+        // As the generated clients of the other calls say it, so that one channel
+        // failure is counted the same whichever call met it.
+        self.0.ready().await.map_err(|e| {
+            let error: tonic::codegen::StdError = e.into();
+            tonic::Status::unknown(format!("Service was not ready: {error}"))
+        })?;
         self.0
             .unary(
                 tonic::Request::new(request),
