@@ -89,6 +89,16 @@ impl Caches {
     pub fn followers(&self) -> Vec<Arc<dyn Follower>> {
         vec![self.profiles.clone(), self.pages.clone()]
     }
+
+    /// After committing a change of profile `id` (`None`: a profile added): what this
+    /// replica holds of it is gone before the caller hears of the change (the others
+    /// follow the notification).
+    fn changed(&self, id: Option<&str>) {
+        if let Some(id) = id {
+            self.profiles.evict(id);
+        }
+        self.pages.clear();
+    }
 }
 
 pub struct CustomersApi {
@@ -96,10 +106,10 @@ pub struct CustomersApi {
     outbox: Outbox,
     clock: SharedClock,
     settings: CustomersSettings,
-    /// Profiles by id (`customers.cache_entries`), evicted on every committed change.
-    cache: Arc<Cache<Arc<Profile>>>,
-    /// `ListCustomers` pages (`customers.page_cache_entries`), emptied by every change.
-    pages: Arc<Cache<Arc<ListedPage>>>,
+    /// Profiles by id (`customers.cache_entries`), evicted on every committed change,
+    /// and `ListCustomers` pages (`customers.page_cache_entries`), emptied by every
+    /// change.
+    caches: Caches,
     /// Connections for `ListCustomers`' page reads, given back without the pool's ping.
     reads: ReadConnections,
 }
@@ -119,23 +129,13 @@ impl CustomersApi {
             outbox,
             clock,
             settings,
-            cache: caches.profiles,
-            pages: caches.pages,
+            caches,
         }
     }
 
     /// The profile with `id`: from the cache, or read and then cached.
     async fn profile(&self, id: &str) -> Result<Option<Arc<Profile>>, ServiceError> {
         Ok(self.profiles(&[(id, None)]).await?.pop())
-    }
-
-    /// After committing a change of profile `id` (`None`: a profile added): what the
-    /// caches hold of it is gone before the caller hears of the change.
-    fn changed(&self, id: Option<&str>) {
-        if let Some(id) = id {
-            self.cache.evict(id);
-        }
-        self.pages.clear();
     }
 
     /// The profiles of `wanted` (id, and the version the caller saw when it has one),
@@ -146,7 +146,8 @@ impl CustomersApi {
         let mut missing = Vec::new();
         for &(id, version) in wanted {
             let cached = self
-                .cache
+                .caches
+                .profiles
                 .get(id)
                 .filter(|p| version.is_none_or(|v| profile::is_etag_of(&p.customer().etag, v)));
             if cached.is_none() {
@@ -155,7 +156,7 @@ impl CustomersApi {
             slots.push(cached);
         }
         if !missing.is_empty() {
-            let ticket = self.cache.ticket();
+            let ticket = self.caches.profiles.ticket();
             let mut read: std::collections::HashMap<String, Arc<Profile>> =
                 store::get_many(&self.pool, &missing)
                     .await?
@@ -163,7 +164,7 @@ impl CustomersApi {
                     .map(|c| (profile::id_of(&c).to_string(), Arc::new(Profile::new(c))))
                     .collect();
             for (id, profile) in &read {
-                self.cache.put(ticket, id, profile.clone());
+                self.caches.profiles.put(ticket, id, profile.clone());
             }
             for (&(id, _), slot) in wanted.iter().zip(slots.iter_mut()) {
                 if slot.is_none() {
@@ -326,7 +327,7 @@ impl CustomersApi {
         store::insights::touch(&mut tx).await?;
         let response = self.announce(&mut tx, key, &caller, created).await?;
         tx.commit().await?;
-        self.changed(None);
+        self.caches.changed(None);
         Ok(response)
     }
 
@@ -412,10 +413,10 @@ impl CustomersApi {
                 page.after, page.size
             )
         });
-        let listed = match key.as_deref().and_then(|key| self.pages.get(key)) {
+        let listed = match key.as_deref().and_then(|key| self.caches.pages.get(key)) {
             Some(listed) => listed,
             None => {
-                let ticket = self.pages.ticket();
+                let ticket = self.caches.pages.ticket();
                 let mut conn = self.reads.acquire().await?;
                 let rows = store::list(&mut conn, &filter, &visibility, &page).await?;
                 conn.release();
@@ -423,7 +424,7 @@ impl CustomersApi {
                     pagination::finish(rows, &page, &fingerprint, |(id, _)| id.clone());
                 let listed = Arc::new(ListedPage { ids, next_page_token });
                 if let Some(key) = &key {
-                    self.pages.put(ticket, key, Arc::clone(&listed));
+                    self.caches.pages.put(ticket, key, Arc::clone(&listed));
                 }
                 listed
             }
@@ -493,7 +494,7 @@ impl CustomersApi {
         store::insights::touch(&mut tx).await?;
         let response = self.announce(&mut tx, key, &caller, updated).await?;
         tx.commit().await?;
-        self.changed(Some(&id));
+        self.caches.changed(Some(&id));
         Ok(response)
     }
 
@@ -537,7 +538,7 @@ impl CustomersApi {
             store::reassign_owner(&mut tx, &id, &request.new_owner_id, &caller.sub, &request.reason).await?;
         let response = self.announce(&mut tx, key, &caller, updated).await?;
         tx.commit().await?;
-        self.changed(Some(&id));
+        self.caches.changed(Some(&id));
         Ok(response)
     }
 
@@ -737,5 +738,53 @@ impl CustomerService for CustomersApi {
             self.case_stats(caller, message)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_committed_change_empties_this_replicas_pages_and_evicts_its_profile() {
+        let caches = Caches::new(&CustomersSettings::default());
+        for cache in caches.followers() {
+            cache.set_live(true);
+        }
+        let profile = |id: &str| {
+            Arc::new(Profile::new(Customer {
+                name: format!("customers/{id}"),
+                ..Customer::default()
+            }))
+        };
+        let page = || {
+            Arc::new(ListedPage {
+                ids: vec![("r-1".into(), 1), ("r-2".into(), 1)],
+                next_page_token: String::new(),
+            })
+        };
+        let fill = |caches: &Caches| {
+            for id in ["r-1", "r-2"] {
+                caches.profiles.put(caches.profiles.ticket(), id, profile(id));
+            }
+            caches.pages.put(caches.pages.ticket(), "area-01", page());
+        };
+
+        fill(&caches);
+        caches.changed(None);
+        assert!(
+            caches.pages.get("area-01").is_none(),
+            "an addition empties the pages"
+        );
+        assert_eq!(caches.profiles.len(), 2, "and keeps every profile");
+
+        fill(&caches);
+        caches.changed(Some("r-1"));
+        assert!(
+            caches.pages.get("area-01").is_none(),
+            "a change empties the pages"
+        );
+        assert!(caches.profiles.get("r-1").is_none(), "and evicts its profile");
+        assert!(caches.profiles.get("r-2").is_some(), "only its own");
     }
 }
