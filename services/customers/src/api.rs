@@ -61,7 +61,7 @@ const MAX_BATCH: usize = 1000;
 /// next page. Ids rather than profiles, so that a cached page costs tens of bytes a
 /// row and keeps no profile alive that the profile cache let go.
 #[derive(Debug)]
-pub struct ListedPage {
+struct ListedPage {
     ids: Vec<(String, i64)>,
     next_page_token: String,
 }
@@ -406,7 +406,10 @@ impl CustomersApi {
         }
         let visibility = access::visibility(&caller);
         // Insights change apart from profiles (no notification): those lists are read.
-        let cacheable = filter.segment == 0 && filter.flag_bit == 0 && page.size <= MAX_CACHED_PAGE;
+        let cacheable = self.caches.pages.caches()
+            && filter.segment == 0
+            && filter.flag_bit == 0
+            && page.size <= MAX_CACHED_PAGE;
         let key = cacheable.then(|| {
             format!(
                 "{visibility:?}\u{1f}{fingerprint}\u{1f}{:?}\u{1f}{}",

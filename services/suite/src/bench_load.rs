@@ -1618,6 +1618,15 @@ mod tests {
     use tonic_types::{ErrorDetails, StatusExt as _};
 
     #[test]
+    fn the_read_paths_are_the_services_methods() {
+        use distnet_proto::allocation::v1::allocation_service_server::SERVICE_NAME as ALLOCATION;
+        use distnet_proto::customers::v1::customer_service_server::SERVICE_NAME as CUSTOMERS;
+        assert_eq!(GET_CUSTOMER, format!("/{CUSTOMERS}/GetCustomer"));
+        assert_eq!(LIST_CUSTOMERS, format!("/{CUSTOMERS}/ListCustomers"));
+        assert_eq!(GET_ENTITLEMENTS, format!("/{ALLOCATION}/GetEntitlements"));
+    }
+
+    #[test]
     fn the_reason_is_read_from_error_info_in_the_details() {
         let status = tonic::Status::with_error_details(
             tonic::Code::FailedPrecondition,
