@@ -29,7 +29,9 @@ mod report;
 mod runs;
 
 pub use access_rules::ACCESS;
-pub use entitlements::{CHANGES_CHANNEL as ENTITLEMENT_CHANGES, EntitlementCache};
+pub use entitlements::{
+    CHANGES_CHANNEL as ENTITLEMENT_CHANGES, EntitlementCache, LIVE_CHANNEL as ENTITLEMENT_LIVE,
+};
 
 pub struct AllocationApi {
     pool: PgPool,

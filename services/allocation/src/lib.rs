@@ -6,6 +6,8 @@ pub mod domain;
 mod events;
 mod store;
 
+use std::time::Duration;
+
 use distnet_platform::cache;
 use distnet_platform::clock::{self, SharedClock};
 use distnet_platform::events::{EventInbox, Outbox, Relay};
@@ -63,12 +65,25 @@ pub async fn serve_with_clock(
         spawn_utilization_gauge(settings, pool.clone(), clock.clone(), shutdown.clone());
     }
 
-    // Each retailer's entitlements' make-up, evicted by every committed change of it.
-    let entitlements = api::EntitlementCache::new(settings.allocation.entitlements_cache_entries);
+    // Each retailer's entitlements' make-up, evicted by every committed change of it;
+    // its consumption and the supplies, by what every replica announces of its orders
+    // (announced whether or not this replica caches: the others may).
+    let announcer = cache::Announcer::spawn(pool.clone(), api::ENTITLEMENT_LIVE, shutdown.subscribe());
+    let entitlements = api::EntitlementCache::new(
+        settings.allocation.entitlements_cache_entries,
+        Duration::from_secs(settings.allocation.entitlements_live_max_age_seconds),
+        announcer,
+    );
     cache::listen(
         pool.clone(),
         api::ENTITLEMENT_CHANGES,
         vec![entitlements.bases()],
+        shutdown.subscribe(),
+    );
+    cache::listen(
+        pool.clone(),
+        api::ENTITLEMENT_LIVE,
+        vec![entitlements.live()],
         shutdown.subscribe(),
     );
     let api = api::AllocationApi::new(

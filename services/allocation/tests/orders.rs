@@ -808,15 +808,21 @@ async fn entitlements_follow_commits_orders_and_replica_changes_on_every_replica
     );
     assert_eq!(e.supply_remaining, 6);
 
-    // An order on one replica shows on the other's very next read: consumption and
-    // supply are never cached.
+    // An order on one replica shows on the other once announced.
     one.clock.set(during_window());
     two.clock.set(during_window());
     agent_two
         .place_order(order("r-01", &[("zhonghua", 1)]))
         .await
         .expect("placed");
-    let e = entitlement_of(&mut agent_one, "r-01").await.expect("entitlement");
+    let e = eventually("the order on the other replica", || {
+        let mut agent = agent_one.clone();
+        async move {
+            let e = entitlement_of(&mut agent, "r-01").await.expect("entitlement");
+            (e.consumed == 1).then_some(e)
+        }
+    })
+    .await;
     assert_eq!((e.consumed, e.supply_remaining), (1, 5));
     assert_eq!(e.remaining, e.quota - 1);
 
@@ -840,4 +846,201 @@ async fn entitlements_follow_commits_orders_and_replica_changes_on_every_replica
     assert_eq!((e.consumed, e.allocation.as_str()), (1, second.name.as_str()));
     one.stop().await;
     two.stop().await;
+}
+
+/// Whether `client` reads `(consumed, supply_remaining)` of r-01's entitlement now,
+/// for [`eventually`].
+async fn reads(client: &Client, expected: (i64, i64)) -> Option<()> {
+    reads_of(client, "r-01", expected).await
+}
+
+/// [`reads`] of `customer`.
+async fn reads_of(client: &Client, customer: &str, expected: (i64, i64)) -> Option<()> {
+    let e = entitlement_of(&mut client.clone(), customer)
+        .await
+        .expect("entitlement");
+    ((e.consumed, e.supply_remaining) == expected).then_some(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_show_at_once_where_taken_and_on_other_replicas_once_announced() {
+    // Two replicas serving consumption and supply from memory for an hour: only the
+    // replica's own commits and the announcements and triggers' notifications make
+    // them read again.
+    let db = migrated_db().await;
+    let mut settings = distnet_testkit::settings(&db.url);
+    settings.allocation.entitlements_live_max_age_seconds = 3_600;
+    let one = TestService::start_with(&settings).await;
+    let two = TestService::start_with(&settings).await;
+    one.know(&[Retailer::new("r-01", 3), Retailer::new("r-02", 3)])
+        .await;
+    let mut planner = one.planner();
+    scarce_product(
+        &mut planner,
+        "zhonghua",
+        130,
+        100,
+        tier_quota(1, 3, Some(6), Some(2)),
+    )
+    .await;
+    commit(&mut planner, &["zhonghua"]).await;
+    one.clock.set(during_window());
+    two.clock.set(during_window());
+    let agent_one = one.agent(&["area-01"]);
+    let agent_two = two.agent(&["area-01"]);
+    for agent in [&agent_one, &agent_two] {
+        for _ in 0..2 {
+            assert_eq!(reads(agent, (0, 30)).await, Some(()), "before any order");
+            assert_eq!(
+                reads_of(agent, "r-02", (0, 30)).await,
+                Some(()),
+                "before any order"
+            );
+        }
+    }
+
+    // Confirmed cartons changed behind the services' back are not seen, by either,
+    // until the product's supply is announced changed.
+    let mut conn = {
+        use sqlx::Connection as _;
+        sqlx::PgConnection::connect(&db.url).await.expect("connect")
+    };
+    sqlx::query("UPDATE allocation.supplies SET confirmed = confirmed + 2 WHERE sku = 'zhonghua'")
+        .execute(&mut conn)
+        .await
+        .expect("quietly confirmed");
+    for agent in [&agent_one, &agent_two] {
+        assert_eq!(reads(agent, (0, 30)).await, Some(()), "from memory");
+    }
+    sqlx::query("SELECT pg_notify('allocation_live', 'customers/r-99 products/zhonghua')")
+        .execute(&mut conn)
+        .await
+        .expect("announced");
+    for agent in [&agent_one, &agent_two] {
+        eventually("the announced supply", || reads(agent, (0, 28))).await;
+    }
+
+    // An order: the replica that took it reads it at once, the other once announced.
+    let placed = agent_two
+        .clone()
+        .place_order(order("r-01", &[("zhonghua", 2)]))
+        .await
+        .expect("placed")
+        .into_inner();
+    assert_eq!(reads(&agent_two, (2, 26)).await, Some(()), "at once where taken");
+    assert_eq!(
+        reads_of(&agent_two, "r-02", (0, 26)).await,
+        Some(()),
+        "the supply too"
+    );
+    // (Another retailer first: reading the ordering retailer's consumption again
+    // would read the supply with it.)
+    eventually("the supply it took, for another retailer", || {
+        reads_of(&agent_one, "r-02", (0, 26))
+    })
+    .await;
+    eventually("the order on the other replica", || reads(&agent_one, (2, 26))).await;
+
+    // Its cancellation, the other way round.
+    agent_one
+        .clone()
+        .cancel_order(CancelOrderRequest {
+            request_id: rid(),
+            name: placed.name,
+            reason: String::new(),
+        })
+        .await
+        .expect("cancelled");
+    assert_eq!(
+        reads(&agent_one, (0, 28)).await,
+        Some(()),
+        "at once where cancelled"
+    );
+    eventually("the supply it gave back, for another retailer", || {
+        reads_of(&agent_two, "r-02", (0, 28))
+    })
+    .await;
+    eventually("the cancellation on the other replica", || {
+        reads(&agent_two, (0, 28))
+    })
+    .await;
+
+    // More supply, set on one replica: a trigger tells the other.
+    planner
+        .set_supply(SetSupplyRequest {
+            request_id: rid(),
+            product: "products/zhonghua".into(),
+            cycle: CYCLE.into(),
+            quantity: 140,
+            holdback: 100,
+            target: 0,
+        })
+        .await
+        .expect("more supply");
+    assert_eq!(reads(&agent_one, (0, 38)).await, Some(()), "at once where set");
+    eventually("the new supply on the other replica", || {
+        reads(&agent_two, (0, 38))
+    })
+    .await;
+
+    // Announced changes are not lost while a listener is away: the cache is bypassed
+    // until it listens again, and starts empty.
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+          WHERE datname = current_database() AND query ILIKE 'LISTEN%allocation_live%'",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("listeners cut off");
+    sqlx::query("UPDATE allocation.supplies SET confirmed = confirmed + 1 WHERE sku = 'zhonghua'")
+        .execute(&mut conn)
+        .await
+        .expect("quietly confirmed");
+    for agent in [&agent_one, &agent_two] {
+        eventually("the change made while not listening", || reads(agent, (0, 37))).await;
+    }
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumption_and_supply_are_read_again_once_older_than_their_maximum_age() {
+    // The replica that took an order died before announcing it: the others catch up
+    // when what they hold is older than `entitlements_live_max_age_seconds`.
+    let db = migrated_db().await;
+    let mut settings = distnet_testkit::settings(&db.url);
+    settings.allocation.entitlements_live_max_age_seconds = 2;
+    let service = TestService::start_with(&settings).await;
+    service.know(&[Retailer::new("r-01", 3)]).await;
+    let mut planner = service.planner();
+    scarce_product(
+        &mut planner,
+        "zhonghua",
+        130,
+        100,
+        tier_quota(1, 3, Some(6), Some(2)),
+    )
+    .await;
+    commit(&mut planner, &["zhonghua"]).await;
+    let agent = service.agent(&["area-01"]);
+    assert_eq!(reads(&agent, (0, 30)).await, Some(()));
+    let mut conn = {
+        use sqlx::Connection as _;
+        sqlx::PgConnection::connect(&db.url).await.expect("connect")
+    };
+    sqlx::raw_sql(
+        "INSERT INTO allocation.consumption (sku, cycle_id, customer_id, allocation_id, quota, consumed) \
+         SELECT sku, cycle_id, 'r-01', allocation_id, 3, 1 FROM allocation.allocations WHERE state = 2; \
+         UPDATE allocation.supplies SET confirmed = confirmed + 1 WHERE sku = 'zhonghua'",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("an order that was never announced");
+    assert_eq!(reads(&agent, (0, 30)).await, Some(()), "from memory");
+    eventually(
+        "what the order changed, once the cached figures are 2 s old",
+        || reads(&agent, (1, 29)),
+    )
+    .await;
+    service.stop().await;
 }

@@ -242,6 +242,124 @@ fn all_live(caches: &[Arc<dyn Follower>], live: bool) {
     caches.iter().for_each(|c| c.set_live(live));
 }
 
+/// PostgreSQL refuses payloads of 8,000 bytes or more.
+const MAX_PAYLOAD: usize = 7_900;
+
+/// Announces committed changes on a channel from outside the transactions that made
+/// them, for rows written so often that a `NOTIFY` inside the transaction would cost
+/// too much: PostgreSQL holds one lock from a notifying transaction's commit until its
+/// end, so every transaction that notifies commits after the one before it, WAL flush
+/// included (BENCHMARKS.md). Keys announced while a notification is on its way go
+/// together in the next one, separated by spaces (so keys may not hold spaces); too
+/// many for one payload become [`EVERYTHING`].
+///
+/// Announcing after the commit leaves a window — the commit done, the notification
+/// not yet sent — in which other replicas serve what they cached before; a replica
+/// that dies inside it never sends it. Caches fed this way bound the age of what they
+/// serve for that case.
+#[derive(Clone)]
+pub struct Announcer {
+    sender: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+}
+
+impl Announcer {
+    /// Announces on `channel` over connections of `pool` until `shutdown`, then sends
+    /// what is still pending.
+    pub fn spawn(pool: PgPool, channel: &'static str, mut shutdown: watch::Receiver<bool>) -> Self {
+        let (sender, mut keys) = tokio::sync::mpsc::unbounded_channel::<String>();
+        tokio::spawn(async move {
+            let mut pending = Pending::default();
+            loop {
+                let stopping = tokio::select! {
+                    key = keys.recv() => match key {
+                        Some(key) => {
+                            pending.add(key);
+                            false
+                        }
+                        None => true,
+                    },
+                    _ = shutdown.changed() => true,
+                };
+                while let Ok(key) = keys.try_recv() {
+                    pending.add(key);
+                }
+                let mut backoff = Duration::from_millis(50);
+                while let Some(payload) = pending.payload() {
+                    match sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(channel)
+                        .bind(&payload)
+                        .execute(&pool)
+                        .await
+                    {
+                        Ok(_) => pending.clear(),
+                        Err(error) if stopping => {
+                            tracing::warn!(channel, %error, "changes not announced at shutdown");
+                            return;
+                        }
+                        Err(error) => {
+                            tracing::warn!(channel, %error, "cannot announce changes; retrying");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(2));
+                            while let Ok(key) = keys.try_recv() {
+                                pending.add(key);
+                            }
+                        }
+                    }
+                }
+                if stopping {
+                    return;
+                }
+            }
+        });
+        Self { sender: Some(sender) }
+    }
+
+    /// Announces nothing (no replica caches what it would announce).
+    pub fn off() -> Self {
+        Self { sender: None }
+    }
+
+    /// Queues `key` (a changed row's key, or [`EVERYTHING`]) for the next
+    /// notification. Call it after the commit.
+    pub fn announce(&self, key: String) {
+        if let Some(sender) = &self.sender {
+            // Closed only after shutdown, when nothing is served any more.
+            let _ = sender.send(key);
+        }
+    }
+}
+
+/// The keys of the next notification.
+#[derive(Default)]
+struct Pending {
+    keys: std::collections::BTreeSet<String>,
+    bytes: usize,
+}
+
+impl Pending {
+    fn add(&mut self, key: String) {
+        if self.keys.contains(EVERYTHING) || self.keys.contains(&key) {
+            return;
+        }
+        self.bytes += key.len() + 1;
+        if key == EVERYTHING || self.bytes > MAX_PAYLOAD {
+            self.keys.clear();
+            self.keys.insert(EVERYTHING.to_string());
+        } else {
+            self.keys.insert(key);
+        }
+    }
+
+    fn payload(&self) -> Option<String> {
+        (!self.keys.is_empty()).then(|| self.keys.iter().map(String::as_str).collect::<Vec<_>>().join(" "))
+    }
+
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.bytes = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +420,26 @@ mod tests {
             pages.put(ticket, "area-01|first", 2);
             assert!(pages.is_empty(), "a read from before {payload} is not kept");
         }
+    }
+
+    #[test]
+    fn announced_keys_go_together_and_too_many_become_everything() {
+        let mut pending = Pending::default();
+        assert_eq!(pending.payload(), None);
+        pending.add("customers/c-2".into());
+        pending.add("products/SKU-1".into());
+        pending.add("customers/c-2".into());
+        assert_eq!(pending.payload().as_deref(), Some("customers/c-2 products/SKU-1"));
+        pending.clear();
+        for i in 0..1_000 {
+            pending.add(format!("customers/c-{i:05}"));
+        }
+        assert_eq!(pending.payload().as_deref(), Some(EVERYTHING));
+        pending.add("products/SKU-1".into());
+        assert_eq!(pending.payload().as_deref(), Some(EVERYTHING));
+        pending.clear();
+        pending.add(EVERYTHING.into());
+        assert_eq!(pending.payload().as_deref(), Some(EVERYTHING));
     }
 
     #[test]

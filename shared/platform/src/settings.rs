@@ -54,15 +54,21 @@ pub struct Settings {
 pub struct AllocationSettings {
     /// Retailers whose entitlements' make-up (whose the retailer is, allocations,
     /// snapshot tier, quotas) `GetEntitlements` keeps in memory, about 200 bytes plus
-    /// 12 per product allocated in the cycle each; consumption and supply are read on
-    /// every call. 0 turns it off.
+    /// 12 per product allocated in the cycle each, and as many retailers' consumption
+    /// (about 100 bytes plus 24 per product) beside it. 0 turns both off.
     pub entitlements_cache_entries: usize,
+    /// How long `GetEntitlements` may serve a retailer's consumption and a product's
+    /// supply left from memory: they are dropped as soon as any replica announces an
+    /// order that changed them, and this bounds how far behind a replica stays when
+    /// the one that took an order died before announcing it. 0: read on every call.
+    pub entitlements_live_max_age_seconds: u64,
 }
 
 impl Default for AllocationSettings {
     fn default() -> Self {
         Self {
             entitlements_cache_entries: 20_000,
+            entitlements_live_max_age_seconds: 10,
         }
     }
 }

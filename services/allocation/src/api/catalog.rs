@@ -430,6 +430,8 @@ impl AllocationApi {
         let reply = row.to_wire();
         key.complete(&mut tx, &reply).await?;
         tx.commit().await?;
+        // Every replica hears of it (a trigger notifies); this one forgets at once.
+        self.entitlements.supplied();
         Ok(reply)
     }
 

@@ -3,17 +3,28 @@
 //! An entitlement is made of what its allocation gives the retailer (committed
 //! allocation, snapshot tier, tier quota, adjustment; and whose the retailer is, for
 //! the caller's scope) and of what orders have done since (consumption, supply left).
-//! The first part changes only with commits, adjustments and a retailer's move to
-//! another area or account manager, which notify (migration
-//! `20261204000001_entitlement_changes.sql`), so it is cached per retailer; the second
-//! changes with every order and is read on every call, by primary key — an order is
-//! seen by the very next read, on any replica.
+//! Both are cached, each kept honest its own way:
+//!
+//! - The make-up changes only with commits, adjustments and a retailer's move to
+//!   another area or account manager, whose transactions notify (migration
+//!   `20261204000001_entitlement_changes.sql`): cached per retailer.
+//! - Consumption and supply change with every order. A `NOTIFY` inside an order's
+//!   transaction would make every order commit after the one before it, so the
+//!   replica that took or cancelled an order forgets what it changed right after its
+//!   commit (its callers read their own orders at once) and announces it to the other
+//!   replicas after the commit ([`Announcer`]); they see it within milliseconds. The
+//!   rarer writers — supply set, extra quota granted, rows deleted — notify from
+//!   triggers (migration `20261207000001_live_entitlement_changes.sql`). A replica that
+//!   dies between an order's commit and its announcement leaves the others behind by
+//!   that order for at most `allocation.entitlements_live_max_age_seconds`: older
+//!   consumption and supply are read again.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use distnet_platform::ServiceError;
 use distnet_platform::auth::Caller;
-use distnet_platform::cache::{Cache, Ticket};
+use distnet_platform::cache::{Announcer, Cache, EVERYTHING, Follower, Ticket};
 use distnet_proto::allocation::v1::*;
 
 use super::{AllocationApi, check_scope, customer_id, cycle_id};
@@ -23,32 +34,70 @@ use crate::store::runs::{self, EntitlementBase, EntitlementLive, Products};
 /// The notification channel of the entitlements' make-up.
 pub const CHANGES_CHANNEL: &str = "allocation_entitlements";
 
+/// The notification channel of consumption (`customers/{id}`) and supply
+/// (`products/{sku}`), several keys to a notification, or `*`.
+pub const LIVE_CHANNEL: &str = "allocation_live";
+
 /// Each retailer's [`EntitlementBase`] by customer id, for one cycle at a time per
-/// retailer.
+/// retailer, and what orders change of it ([`LiveCache`]).
 pub struct EntitlementCache {
     bases: Arc<Cache<Arc<EntitlementBase>>>,
     /// The products of the last base read: every retailer of a cycle has the same, so
     /// the entries share one list.
     products: Mutex<Option<Products>>,
+    live: Arc<LiveCache>,
 }
 
 impl EntitlementCache {
-    /// Up to `capacity` retailers (0: nothing is cached).
-    pub fn new(capacity: usize) -> Arc<Self> {
+    /// Up to `capacity` retailers (0: nothing is cached), their consumption and the
+    /// supplies served for up to `live_max_age` (zero: read on every call);
+    /// `announcer` tells the other replicas what this one's orders changed.
+    pub fn new(capacity: usize, live_max_age: Duration, announcer: Announcer) -> Arc<Self> {
+        let live_capacity = if live_max_age.is_zero() { 0 } else { capacity };
         Arc::new(Self {
             bases: Cache::new(capacity),
             products: Mutex::new(None),
+            live: Arc::new(LiveCache {
+                consumption: Cache::new(live_capacity),
+                supplies: Cache::new(live_capacity.min(MAX_SUPPLIES)),
+                max_age: live_max_age,
+                announcer,
+            }),
         })
     }
 
-    /// For [`distnet_platform::cache::listen`].
+    /// For [`distnet_platform::cache::listen`] on [`CHANGES_CHANNEL`].
     pub fn bases(&self) -> Arc<Cache<Arc<EntitlementBase>>> {
         self.bases.clone()
+    }
+
+    /// For [`distnet_platform::cache::listen`] on [`LIVE_CHANNEL`].
+    pub fn live(&self) -> Arc<LiveCache> {
+        self.live.clone()
     }
 
     /// Forgets everything (this replica committed allocations).
     pub fn clear(&self) {
         self.bases.clear();
+        self.supplied();
+    }
+
+    /// This replica committed a supply or extra quota: forgets every consumption and
+    /// supply (a trigger notifies the other replicas).
+    pub fn supplied(&self) {
+        self.live.notified(EVERYTHING);
+    }
+
+    /// This replica committed an order or its cancellation: forgets the retailer's
+    /// consumption and the supplies of `skus` here and now, and announces it.
+    pub fn ordered<'a>(&self, customer_id: &str, skus: impl IntoIterator<Item = &'a str>) {
+        let live = &self.live;
+        live.consumption.evict(customer_id);
+        live.announcer.announce(format!("{CUSTOMERS}{customer_id}"));
+        for sku in skus {
+            live.supplies.evict(sku);
+            live.announcer.announce(format!("{PRODUCTS}{sku}"));
+        }
     }
 
     fn get(&self, customer_id: &str, cycle_id: &str) -> Option<Arc<EntitlementBase>> {
@@ -72,6 +121,160 @@ impl EntitlementCache {
     }
 }
 
+/// Supplies are per product: a cycle has tens of them.
+const MAX_SUPPLIES: usize = 4_096;
+
+/// The key prefixes on [`LIVE_CHANNEL`].
+const CUSTOMERS: &str = "customers/";
+const PRODUCTS: &str = "products/";
+
+/// What orders change of entitlements: each retailer's consumption of its cycle's
+/// products and each product's supply left, each dropped when announced changed and
+/// not served once older than its maximum age.
+pub struct LiveCache {
+    consumption: Arc<Cache<Arc<Consumed>>>,
+    supplies: Arc<Cache<Arc<SupplyLeft>>>,
+    max_age: Duration,
+    announcer: Announcer,
+}
+
+/// A retailer's consumption of each of a cycle's products (in the products' order):
+/// quota fixed at its first order, extra, consumed.
+struct Consumed {
+    cycle_id: String,
+    products: Products,
+    rows: Vec<(Option<i64>, i64, i64)>,
+    read_at: Instant,
+}
+
+/// A product's supply left in a cycle; `None`: it has no supply row.
+struct SupplyLeft {
+    cycle_id: String,
+    remaining: Option<i64>,
+    read_at: Instant,
+}
+
+/// The caches' state before a database read.
+#[derive(Clone, Copy)]
+struct LiveTickets {
+    consumption: Ticket,
+    supplies: Ticket,
+}
+
+/// For each of a cycle's products (in their order), its live part; `None`: no supply
+/// row (the entitlement is left out).
+type Aligned = Vec<Option<EntitlementLive>>;
+
+impl LiveCache {
+    fn tickets(&self) -> LiveTickets {
+        LiveTickets {
+            consumption: self.consumption.ticket(),
+            supplies: self.supplies.ticket(),
+        }
+    }
+
+    fn fresh(&self, read_at: Instant) -> bool {
+        read_at.elapsed() < self.max_age
+    }
+
+    /// The live part of `products` for the retailer in the cycle, if all of it is
+    /// cached and fresh.
+    fn get(&self, customer_id: &str, cycle_id: &str, products: &Products) -> Option<Aligned> {
+        let consumed = self.consumption.get(customer_id).filter(|c| {
+            c.cycle_id == cycle_id
+                && (Arc::ptr_eq(&c.products, products) || *c.products == **products)
+                && self.fresh(c.read_at)
+        })?;
+        products
+            .iter()
+            .zip(&consumed.rows)
+            .map(|((_, sku), &(consumption_quota, extra, consumed))| {
+                let supply = self
+                    .supplies
+                    .get(sku)
+                    .filter(|s| s.cycle_id == cycle_id && self.fresh(s.read_at))?;
+                Some(supply.remaining.map(|supply_remaining| EntitlementLive {
+                    consumption_quota,
+                    extra,
+                    consumed,
+                    supply_remaining: Some(supply_remaining),
+                }))
+            })
+            .collect()
+    }
+
+    /// Keeps what was read under `tickets`.
+    fn put(
+        &self,
+        tickets: LiveTickets,
+        customer_id: &str,
+        cycle_id: &str,
+        products: &Products,
+        live: &Aligned,
+    ) {
+        if !self.consumption.caches() {
+            return;
+        }
+        let read_at = Instant::now();
+        let rows = live
+            .iter()
+            .map(|l| l.map_or((None, 0, 0), |l| (l.consumption_quota, l.extra, l.consumed)))
+            .collect();
+        let consumed = Consumed {
+            cycle_id: cycle_id.to_string(),
+            products: products.clone(),
+            rows,
+            read_at,
+        };
+        self.consumption
+            .put(tickets.consumption, customer_id, Arc::new(consumed));
+        for ((_, sku), live) in products.iter().zip(live) {
+            let supply = SupplyLeft {
+                cycle_id: cycle_id.to_string(),
+                remaining: live.and_then(|l| l.supply_remaining),
+                read_at,
+            };
+            self.supplies.put(tickets.supplies, sku, Arc::new(supply));
+        }
+    }
+}
+
+impl Follower for LiveCache {
+    fn notified(&self, payload: &str) {
+        for key in payload.split(' ') {
+            if key == EVERYTHING {
+                self.consumption.clear();
+                self.supplies.clear();
+            } else if let Some(id) = key.strip_prefix(CUSTOMERS) {
+                self.consumption.evict(id);
+            } else if let Some(sku) = key.strip_prefix(PRODUCTS) {
+                self.supplies.evict(sku);
+            }
+        }
+    }
+
+    fn set_live(&self, live: bool) {
+        self.consumption.set_live(live);
+        self.supplies.set_live(live);
+    }
+
+    fn caches(&self) -> bool {
+        self.consumption.caches()
+    }
+}
+
+/// `live`, read by sku, in the order of `products`.
+fn aligned(products: &Products, mut live: Vec<(String, EntitlementLive)>) -> Aligned {
+    live.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+    products
+        .iter()
+        .map(|(_, sku)| {
+            let at = live.binary_search_by(|(s, _)| s.as_str().cmp(sku)).ok()?;
+            live.get(at).map(|(_, l)| *l)
+        })
+        .collect()
+}
+
 impl AllocationApi {
     pub(super) async fn get_entitlements(
         &self,
@@ -81,27 +284,38 @@ impl AllocationApi {
         let customer = customer_id(&message.customer, "customer")?;
         let cycle = cycle_id(&message.cycle, "cycle")?.to_string();
         caller.require(access::ORDER_READERS)?;
-        let (base, live) = match self.entitlements.get(customer, &cycle) {
+        let cache = &self.entitlements;
+        let (base, live) = match cache.get(customer, &cycle) {
             Some(base) => {
                 check_scope(&caller, customer, scope(&base))?;
-                let skus: Vec<&str> = base.products.iter().map(|(_, sku)| sku.as_str()).collect();
-                let live = if skus.is_empty() {
-                    Vec::new()
-                } else {
-                    let mut conn = self.reads.acquire().await?;
-                    let live = runs::live_entitlements(&mut conn, customer, &cycle, &skus).await?;
-                    conn.release();
-                    live
+                let live = match cache.live.get(customer, &cycle, &base.products) {
+                    Some(live) => live,
+                    None if base.products.is_empty() => Vec::new(),
+                    None => {
+                        let tickets = cache.live.tickets();
+                        let skus: Vec<&str> = base.products.iter().map(|(_, sku)| sku.as_str()).collect();
+                        let mut conn = self.reads.acquire().await?;
+                        let live = runs::live_entitlements(&mut conn, customer, &cycle, &skus).await?;
+                        conn.release();
+                        let live = aligned(&base.products, live);
+                        cache.live.put(tickets, customer, &cycle, &base.products, &live);
+                        live
+                    }
                 };
                 (base, live)
             }
             None => {
-                let ticket = self.entitlements.bases.ticket();
+                let ticket = cache.bases.ticket();
+                let tickets = cache.live.tickets();
                 let mut conn = self.reads.acquire().await?;
                 let (base, live) = runs::retailer_entitlements(&mut conn, customer, &cycle).await?;
                 conn.release();
-                let base = self.entitlements.put(ticket, customer, base);
+                let base = cache.put(ticket, customer, base);
                 check_scope(&caller, customer, scope(&base))?;
+                let live = aligned(&base.products, live);
+                if base.scope.is_some() {
+                    cache.live.put(tickets, customer, &cycle, &base.products, &live);
+                }
                 (base, live)
             }
         };
@@ -121,15 +335,14 @@ fn scope(base: &EntitlementBase) -> Option<(&str, &str, &str)> {
 }
 
 /// The wire entitlements of `base` (in its order) with the `live` parts of its
-/// products, by sku; products without a supply row are left out.
-fn entitlements(base: &EntitlementBase, mut live: Vec<(String, EntitlementLive)>) -> Vec<Entitlement> {
-    live.sort_unstable_by(|(a, _), (b, _)| a.cmp(b));
+/// products; products without a supply row are left out.
+fn entitlements(base: &EntitlementBase, live: Aligned) -> Vec<Entitlement> {
     base.products
         .iter()
         .zip(&base.quotas)
-        .filter_map(|((allocation_id, sku), &(tier, entitled))| {
-            let at = live.binary_search_by(|(s, _)| s.as_str().cmp(sku)).ok()?;
-            let (_, live) = live.get(at)?;
+        .zip(live)
+        .filter_map(|(((allocation_id, sku), &(tier, entitled)), live)| {
+            let live = live?;
             let quota = live.quota(entitled);
             Some(Entitlement {
                 product: format!("products/{sku}"),

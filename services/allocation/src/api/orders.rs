@@ -305,6 +305,9 @@ impl AllocationApi {
             return Err(refusal(refused));
         }
         tx.commit().await?;
+        if !scarce.is_empty() {
+            self.entitlements.ordered(customer, scarce.iter().map(|l| l.sku));
+        }
         let cartons = by_sku.iter().map(|l| u64::try_from(l.cartons).unwrap_or(0)).sum();
         distnet_platform::metrics::order_confirmed(&order.area_id, cartons);
         Ok(reply)
@@ -387,6 +390,10 @@ impl AllocationApi {
         key.complete_publishing(&mut tx, &reply, &self.outbox, &reply.name, &event)
             .await?;
         tx.commit().await?;
+        if lines.iter().any(|l| l.scarce) {
+            let scarce = lines.iter().filter(|l| l.scarce).map(|l| l.sku.as_str());
+            self.entitlements.ordered(&order.customer_id, scarce);
+        }
         Ok(reply)
     }
 

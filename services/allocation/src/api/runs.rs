@@ -461,6 +461,9 @@ impl AllocationApi {
         };
         key.complete(&mut tx, &reply).await?;
         tx.commit().await?;
+        // Extra quota: every replica hears of it (a trigger notifies); this one
+        // forgets at once.
+        self.entitlements.supplied();
         Ok(reply)
     }
 }

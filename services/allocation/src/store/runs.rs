@@ -439,8 +439,8 @@ const ENTITLEMENT_JOINS: &str = "LEFT JOIN snapshot_retailers sr ON sr.snapshot_
 const PLUS_ONE: &str = "CASE WHEN t.extra_until IS NOT NULL AND sr.customer_id COLLATE \"C\" <= t.extra_until COLLATE \"C\" \
      THEN 1 ELSE 0 END";
 
-/// The part of an entitlement that orders change: read on every call.
-#[derive(Debug, sqlx::FromRow)]
+/// The part of an entitlement that orders change (consumption and supply left).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct EntitlementLive {
     /// The consumption row's quota; `None` until the retailer first orders the product.
     pub consumption_quota: Option<i64>,
