@@ -60,7 +60,8 @@ pub struct AllocationSettings {
     /// How long `GetEntitlements` may serve a retailer's consumption and a product's
     /// supply left from memory: they are dropped as soon as any replica announces an
     /// order that changed them, and this bounds how far behind a replica stays when
-    /// the one that took an order died before announcing it. 0: read on every call.
+    /// the one that took an order died before announcing it (each entry is read again
+    /// after between half of it and all of it, at random). 0: read on every call.
     pub entitlements_live_max_age_seconds: u64,
 }
 
@@ -68,7 +69,7 @@ impl Default for AllocationSettings {
     fn default() -> Self {
         Self {
             entitlements_cache_entries: 20_000,
-            entitlements_live_max_age_seconds: 10,
+            entitlements_live_max_age_seconds: 300,
         }
     }
 }

@@ -16,9 +16,12 @@
 //!   rarer writers — supply set, extra quota granted, rows deleted — notify from
 //!   triggers (migration `20261207000001_live_entitlement_changes.sql`). A replica that
 //!   dies between an order's commit and its announcement leaves the others behind by
-//!   that order for at most `allocation.entitlements_live_max_age_seconds`: older
-//!   consumption and supply are read again.
+//!   that order until the retailer's or the product's next announced change, or at
+//!   most `allocation.entitlements_live_max_age_seconds` (5 minutes): older
+//!   consumption and supply are read again. (An order taken through such a stale
+//!   view is still checked against the rows themselves: nothing is oversold.)
 
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -130,7 +133,7 @@ const PRODUCTS: &str = "products/";
 
 /// What orders change of entitlements: each retailer's consumption of its cycle's
 /// products and each product's supply left, each dropped when announced changed and
-/// not served once older than its maximum age.
+/// not served once older than its maximum age (or, at random, up to half of it).
 pub struct LiveCache {
     consumption: Arc<Cache<Arc<Consumed>>>,
     supplies: Arc<Cache<Arc<SupplyLeft>>>,
@@ -144,14 +147,14 @@ struct Consumed {
     cycle_id: String,
     products: Products,
     rows: Vec<(Option<i64>, i64, i64)>,
-    read_at: Instant,
+    fresh_until: Instant,
 }
 
 /// A product's supply left in a cycle; `None`: it has no supply row.
 struct SupplyLeft {
     cycle_id: String,
     remaining: Option<i64>,
-    read_at: Instant,
+    fresh_until: Instant,
 }
 
 /// The caches' state before a database read.
@@ -173,17 +176,23 @@ impl LiveCache {
         }
     }
 
-    fn fresh(&self, read_at: Instant) -> bool {
-        read_at.elapsed() < self.max_age
+    /// When what is read now stops being served: between half the maximum age and
+    /// all of it, at random, so that entries read together (a cold start) are not all
+    /// read again together.
+    fn fresh_until(&self) -> Instant {
+        let spread = u32::try_from(RandomState::new().hash_one(0u8) % 1024).unwrap_or(0);
+        let half = self.max_age / 2;
+        Instant::now() + half + half * spread / 1024
     }
 
     /// The live part of `products` for the retailer in the cycle, if all of it is
     /// cached and fresh.
     fn get(&self, customer_id: &str, cycle_id: &str, products: &Products) -> Option<Aligned> {
+        let now = Instant::now();
         let consumed = self.consumption.get(customer_id).filter(|c| {
             c.cycle_id == cycle_id
                 && (Arc::ptr_eq(&c.products, products) || *c.products == **products)
-                && self.fresh(c.read_at)
+                && now < c.fresh_until
         })?;
         products
             .iter()
@@ -192,7 +201,7 @@ impl LiveCache {
                 let supply = self
                     .supplies
                     .get(sku)
-                    .filter(|s| s.cycle_id == cycle_id && self.fresh(s.read_at))?;
+                    .filter(|s| s.cycle_id == cycle_id && now < s.fresh_until)?;
                 Some(supply.remaining.map(|supply_remaining| EntitlementLive {
                     consumption_quota,
                     extra,
@@ -215,7 +224,7 @@ impl LiveCache {
         if !self.consumption.caches() {
             return;
         }
-        let read_at = Instant::now();
+        let fresh_until = self.fresh_until();
         let rows = live
             .iter()
             .map(|l| l.map_or((None, 0, 0), |l| (l.consumption_quota, l.extra, l.consumed)))
@@ -224,7 +233,7 @@ impl LiveCache {
             cycle_id: cycle_id.to_string(),
             products: products.clone(),
             rows,
-            read_at,
+            fresh_until,
         };
         self.consumption
             .put(tickets.consumption, customer_id, Arc::new(consumed));
@@ -232,7 +241,7 @@ impl LiveCache {
             let supply = SupplyLeft {
                 cycle_id: cycle_id.to_string(),
                 remaining: live.and_then(|l| l.supply_remaining),
-                read_at,
+                fresh_until,
             };
             self.supplies.put(tickets.supplies, sku, Arc::new(supply));
         }
