@@ -263,13 +263,26 @@ pub struct Announcer {
 }
 
 impl Announcer {
-    /// Announces on `channel` over connections of `pool` until `shutdown`, then sends
-    /// what is still pending.
-    pub fn spawn(pool: PgPool, channel: &'static str, mut shutdown: watch::Receiver<bool>) -> Self {
+    /// Announces on `channel` over connections of `pool` until every clone of it is
+    /// dropped, or for `linger` after `shutdown` (the calls still being served then
+    /// commit orders too), then sends what is still pending.
+    pub fn spawn(
+        pool: PgPool,
+        channel: &'static str,
+        mut shutdown: watch::Receiver<bool>,
+        linger: Duration,
+    ) -> Self {
         let (sender, mut keys) = tokio::sync::mpsc::unbounded_channel::<String>();
         tokio::spawn(async move {
             let mut pending = Pending::default();
+            let mut until: Option<tokio::time::Instant> = None;
             loop {
+                let lingered = async {
+                    match until {
+                        Some(until) => tokio::time::sleep_until(until).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let stopping = tokio::select! {
                     key = keys.recv() => match key {
                         Some(key) => {
@@ -278,7 +291,11 @@ impl Announcer {
                         }
                         None => true,
                     },
-                    _ = shutdown.changed() => true,
+                    _ = shutdown.changed(), if until.is_none() => {
+                        until = Some(tokio::time::Instant::now() + linger);
+                        false
+                    }
+                    () = lingered => true,
                 };
                 while let Ok(key) = keys.try_recv() {
                     pending.add(key);
