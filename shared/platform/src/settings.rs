@@ -55,7 +55,8 @@ pub struct AllocationSettings {
     /// Retailers whose entitlements' make-up (whose the retailer is, allocations,
     /// snapshot tier, quotas) `GetEntitlements` keeps in memory, about 200 bytes plus
     /// 12 per product allocated in the cycle each, and as many retailers' consumption
-    /// (about 100 bytes plus 24 per product) beside it. 0 turns both off.
+    /// (about 100 bytes plus 32 per product the retailer ordered) beside it. 0 turns
+    /// both off.
     pub entitlements_cache_entries: usize,
     /// How long `GetEntitlements` may serve a retailer's consumption and a product's
     /// supply left from memory: they are dropped as soon as any replica announces an

@@ -141,12 +141,13 @@ pub struct LiveCache {
     announcer: Announcer,
 }
 
-/// A retailer's consumption of each of a cycle's products (in the products' order):
-/// quota fixed at its first order, extra, consumed.
+/// A retailer's consumption of a cycle's products: for each it has ordered (its index
+/// in the products, ascending), the quota fixed at its first order, extra and
+/// consumed; the others have none yet.
 struct Consumed {
     cycle_id: String,
     products: Products,
-    rows: Vec<(Option<i64>, i64, i64)>,
+    rows: Box<[(u32, i64, i64, i64)]>,
     fresh_until: Instant,
 }
 
@@ -194,18 +195,20 @@ impl LiveCache {
                 && (Arc::ptr_eq(&c.products, products) || *c.products == **products)
                 && now < c.fresh_until
         })?;
+        let mut rows = consumed.rows.iter().peekable();
         products
             .iter()
-            .zip(&consumed.rows)
-            .map(|((_, sku), &(consumption_quota, extra, consumed))| {
+            .enumerate()
+            .map(|(at, (_, sku))| {
                 let supply = self
                     .supplies
                     .get(sku)
                     .filter(|s| s.cycle_id == cycle_id && now < s.fresh_until)?;
+                let row = rows.next_if(|r| usize::try_from(r.0).is_ok_and(|i| i == at));
                 Some(supply.remaining.map(|supply_remaining| EntitlementLive {
-                    consumption_quota,
-                    extra,
-                    consumed,
+                    consumption_quota: row.map(|r| r.1),
+                    extra: row.map_or(0, |r| r.2),
+                    consumed: row.map_or(0, |r| r.3),
                     supply_remaining: Some(supply_remaining),
                 }))
             })
@@ -227,7 +230,11 @@ impl LiveCache {
         let fresh_until = self.fresh_until();
         let rows = live
             .iter()
-            .map(|l| l.map_or((None, 0, 0), |l| (l.consumption_quota, l.extra, l.consumed)))
+            .enumerate()
+            .filter_map(|(at, l)| {
+                let l = l.as_ref()?;
+                Some((u32::try_from(at).ok()?, l.consumption_quota?, l.extra, l.consumed))
+            })
             .collect();
         let consumed = Consumed {
             cycle_id: cycle_id.to_string(),
@@ -365,4 +372,91 @@ fn entitlements(base: &EntitlementBase, live: Aligned) -> Vec<Entitlement> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(consumption_quota: Option<i64>, consumed: i64, supply: Option<i64>) -> Option<EntitlementLive> {
+        Some(EntitlementLive {
+            consumption_quota,
+            extra: 0,
+            consumed,
+            supply_remaining: supply,
+        })
+    }
+
+    fn cache(max_age: Duration) -> (Arc<EntitlementCache>, Products) {
+        let cache = EntitlementCache::new(100, max_age, Announcer::off());
+        cache.live.set_live(true);
+        let products: Products = ["a", "b", "c", "d"]
+            .iter()
+            .map(|sku| (format!("alloc-{sku}"), sku.to_string()))
+            .collect::<Vec<_>>()
+            .into();
+        (cache, products)
+    }
+
+    #[test]
+    fn what_was_read_is_served_back_as_read() {
+        let (cache, products) = cache(Duration::from_secs(60));
+        // a: ordered; b: not ordered; c: no supply row; d: ordered, supply used up.
+        let read = vec![
+            live(Some(5), 2, Some(40)),
+            live(None, 0, Some(40)),
+            None,
+            live(Some(3), 3, Some(0)),
+        ];
+        let live = &cache.live;
+        live.put(live.tickets(), "r-1", "2026-W50", &products, &read);
+        assert_eq!(live.get("r-1", "2026-W50", &products), Some(read.clone()));
+        assert_eq!(live.get("r-1", "2026-W51", &products), None, "another cycle");
+        assert_eq!(live.get("r-2", "2026-W50", &products), None, "another retailer");
+        let fewer: Products = products[..2].to_vec().into();
+        assert_eq!(live.get("r-1", "2026-W50", &fewer), None, "other products");
+    }
+
+    #[test]
+    fn an_announced_key_drops_what_it_names_and_a_stale_read_is_not_kept() {
+        let (cache, products) = cache(Duration::from_secs(60));
+        let read = vec![live(Some(5), 2, Some(10)), live(None, 0, Some(10)), None, None];
+        let live = &cache.live;
+        live.put(live.tickets(), "r-1", "2026-W50", &products, &read);
+        live.put(live.tickets(), "r-2", "2026-W50", &products, &read);
+        live.notified("customers/r-1");
+        assert_eq!(live.get("r-1", "2026-W50", &products), None);
+        assert!(live.get("r-2", "2026-W50", &products).is_some());
+        let before = live.tickets();
+        live.notified("products/c");
+        assert_eq!(live.get("r-2", "2026-W50", &products), None, "its supply went");
+        live.put(before, "r-2", "2026-W50", &products, &read);
+        assert_eq!(
+            live.get("r-2", "2026-W50", &products),
+            None,
+            "read before the change"
+        );
+        live.put(live.tickets(), "r-2", "2026-W50", &products, &read);
+        assert!(live.get("r-2", "2026-W50", &products).is_some());
+        cache.ordered("r-2", ["a"]);
+        assert_eq!(
+            live.get("r-2", "2026-W50", &products),
+            None,
+            "this replica's order"
+        );
+    }
+
+    #[test]
+    fn nothing_is_served_past_its_age_or_with_no_age() {
+        let (cache, products) = cache(Duration::from_millis(1));
+        let read = vec![live(None, 0, Some(1)); 4];
+        let live = &cache.live;
+        live.put(live.tickets(), "r-1", "2026-W50", &products, &read);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(live.get("r-1", "2026-W50", &products), None);
+        let (off, products) = super::tests::cache(Duration::ZERO);
+        off.live
+            .put(off.live.tickets(), "r-1", "2026-W50", &products, &read);
+        assert_eq!(off.live.get("r-1", "2026-W50", &products), None);
+    }
 }
