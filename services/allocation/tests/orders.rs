@@ -3,6 +3,7 @@
 
 mod support;
 
+use distnet_platform::Settings;
 use distnet_proto::accreditation::v1::LicenseStatus;
 use distnet_proto::accreditation::v1::Standing;
 use distnet_proto::allocation::v1::*;
@@ -711,13 +712,12 @@ async fn entitlement_of(client: &mut Client, customer: &str) -> Result<Entitleme
     Ok(entitlements.remove(0))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn entitlements_follow_commits_orders_and_replica_changes_on_every_replica() {
-    // Two replicas on one database: each caches the entitlements' make-up it reads.
-    let db = migrated_db().await;
-    let settings = distnet_testkit::settings(&db.url);
-    let one = TestService::start_with(&settings).await;
-    let two = TestService::start_with(&settings).await;
+/// Two replicas of one database with `settings`, r-01 (tier 3) and r-02 (tier 1)
+/// known, and zhonghua's 30 cartons committed: the replicas, a planner and the
+/// allocation.
+async fn two_replicas_with_zhonghua(settings: &Settings) -> (TestService, TestService, Client, Allocation) {
+    let one = TestService::start_with(settings).await;
+    let two = TestService::start_with(settings).await;
     one.know(&[Retailer::new("r-01", 3), Retailer::new("r-02", 1)])
         .await;
     let mut planner = one.planner();
@@ -729,7 +729,16 @@ async fn entitlements_follow_commits_orders_and_replica_changes_on_every_replica
         tier_quota(1, 3, Some(6), Some(2)),
     )
     .await;
-    let first = commit(&mut planner, &["zhonghua"]).await.remove(0);
+    let allocation = commit(&mut planner, &["zhonghua"]).await.remove(0);
+    (one, two, planner, allocation)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entitlements_follow_commits_orders_and_replica_changes_on_every_replica() {
+    // Two replicas on one database: each caches the entitlements' make-up it reads.
+    let db = migrated_db().await;
+    let settings = distnet_testkit::settings(&db.url);
+    let (one, two, mut planner, first) = two_replicas_with_zhonghua(&settings).await;
     let tier_3 = |a: &Allocation| a.tiers.iter().find(|t| t.tier == 3).map(|t| t.quota);
     let mut agent_one = one.agent(&["area-01"]);
     let mut agent_two = two.agent(&["area-01"]);
@@ -870,20 +879,7 @@ async fn orders_show_at_once_where_taken_and_on_other_replicas_once_announced() 
     let db = migrated_db().await;
     let mut settings = distnet_testkit::settings(&db.url);
     settings.allocation.entitlements_live_max_age_seconds = 3_600;
-    let one = TestService::start_with(&settings).await;
-    let two = TestService::start_with(&settings).await;
-    one.know(&[Retailer::new("r-01", 3), Retailer::new("r-02", 3)])
-        .await;
-    let mut planner = one.planner();
-    scarce_product(
-        &mut planner,
-        "zhonghua",
-        130,
-        100,
-        tier_quota(1, 3, Some(6), Some(2)),
-    )
-    .await;
-    commit(&mut planner, &["zhonghua"]).await;
+    let (one, two, mut planner, _) = two_replicas_with_zhonghua(&settings).await;
     one.clock.set(during_window());
     two.clock.set(during_window());
     let agent_one = one.agent(&["area-01"]);
@@ -1010,18 +1006,8 @@ async fn consumption_and_supply_are_read_again_once_older_than_their_maximum_age
     let db = migrated_db().await;
     let mut settings = distnet_testkit::settings(&db.url);
     settings.allocation.entitlements_live_max_age_seconds = 2;
-    let service = TestService::start_with(&settings).await;
-    service.know(&[Retailer::new("r-01", 3)]).await;
-    let mut planner = service.planner();
-    scarce_product(
-        &mut planner,
-        "zhonghua",
-        130,
-        100,
-        tier_quota(1, 3, Some(6), Some(2)),
-    )
-    .await;
-    commit(&mut planner, &["zhonghua"]).await;
+    let (service, other, _, _) = two_replicas_with_zhonghua(&settings).await;
+    other.stop().await;
     let agent = service.agent(&["area-01"]);
     assert_eq!(reads(&agent, (0, 30)).await, Some(()));
     let mut conn = {
