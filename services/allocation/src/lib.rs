@@ -69,7 +69,7 @@ pub async fn serve_with_clock(
     // its consumption and the supplies, by what every replica announces of its orders
     // (announced whether or not this replica caches: the others may).
     let linger = Duration::from_millis(settings.server.shutdown_grace_ms + settings.server.drain_deadline_ms);
-    let announcer =
+    let (announcer, announcing) =
         cache::Announcer::spawn(pool.clone(), api::ENTITLEMENT_LIVE, shutdown.subscribe(), linger);
     let entitlements = api::EntitlementCache::new(
         settings.allocation.entitlements_cache_entries,
@@ -120,6 +120,7 @@ pub async fn serve_with_clock(
         shutdown,
     })
     .await
+    .map(|server| server.then(announcing))
 }
 
 /// Samples every product's quota utilization in this cycle and the next, once per

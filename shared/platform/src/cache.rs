@@ -265,15 +265,16 @@ pub struct Announcer {
 impl Announcer {
     /// Announces on `channel` over connections of `pool` until every clone of it is
     /// dropped, or for `linger` after `shutdown` (the calls still being served then
-    /// commit orders too), then sends what is still pending.
+    /// commit orders too), then sends what is still pending; the task ends then (give
+    /// it to [`crate::server::ServerHandle::then`], so that the process waits for it).
     pub fn spawn(
         pool: PgPool,
         channel: &'static str,
         mut shutdown: watch::Receiver<bool>,
         linger: Duration,
-    ) -> Self {
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (sender, mut keys) = tokio::sync::mpsc::unbounded_channel::<String>();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut pending = Pending::default();
             let mut until: Option<tokio::time::Instant> = None;
             loop {
@@ -301,6 +302,7 @@ impl Announcer {
                     pending.add(key);
                 }
                 let mut backoff = Duration::from_millis(50);
+                let mut failures = 0;
                 while let Some(payload) = pending.payload() {
                     match sqlx::query("SELECT pg_notify($1, $2)")
                         .bind(channel)
@@ -309,11 +311,12 @@ impl Announcer {
                         .await
                     {
                         Ok(_) => pending.clear(),
-                        Err(error) if stopping => {
+                        Err(error) if stopping && failures >= 2 => {
                             tracing::warn!(channel, %error, "changes not announced at shutdown");
                             return;
                         }
                         Err(error) => {
+                            failures += 1;
                             tracing::warn!(channel, %error, "cannot announce changes; retrying");
                             tokio::time::sleep(backoff).await;
                             backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -328,7 +331,7 @@ impl Announcer {
                 }
             }
         });
-        Self { sender: Some(sender) }
+        (Self { sender: Some(sender) }, task)
     }
 
     /// Announces nothing (no replica caches what it would announce).

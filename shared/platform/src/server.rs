@@ -120,12 +120,32 @@ pub struct ServeSpec<'a> {
 pub struct ServerHandle {
     pub local_addr: SocketAddr,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Work to let finish once the server has drained (e.g. announcing what its last
+    /// calls committed), each for up to [`AFTER_DRAIN_LIMIT`].
+    after: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// How long [`ServerHandle::wait`] waits for each task of [`ServerHandle::then`].
+const AFTER_DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
 impl ServerHandle {
-    /// Waits until the server has shut down and drained.
+    /// Waits until the server has shut down and drained, then for the tasks given to
+    /// [`ServerHandle::then`].
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await?
+        let served = self.task.await;
+        for task in self.after {
+            if tokio::time::timeout(AFTER_DRAIN_LIMIT, task).await.is_err() {
+                tracing::warn!("a task left after the drain did not finish in time");
+            }
+        }
+        served?
+    }
+
+    /// [`ServerHandle::wait`] also waits for `task` (after the drain, which it may
+    /// outlive: the calls being drained may give it work).
+    pub fn then(mut self, task: tokio::task::JoinHandle<()>) -> Self {
+        self.after.push(task);
+        self
     }
 }
 
@@ -224,7 +244,11 @@ pub async fn serve(spec: ServeSpec<'_>) -> anyhow::Result<ServerHandle> {
         }
     });
     tracing::info!(%local_addr, domain, "serving");
-    Ok(ServerHandle { local_addr, task })
+    Ok(ServerHandle {
+        local_addr,
+        task,
+        after: Vec::new(),
+    })
 }
 
 /// Binds `host:port` (port 0 picks a free one).

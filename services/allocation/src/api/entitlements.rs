@@ -19,7 +19,10 @@
 //!   that order until the retailer's or the product's next announced change, or at
 //!   most `allocation.entitlements_live_max_age_seconds` (5 minutes): older
 //!   consumption and supply are read again. (An order taken through such a stale
-//!   view is still checked against the rows themselves: nothing is oversold.)
+//!   view is still checked against the rows themselves: nothing is oversold.) The
+//!   same holds for consumption or confirmed supply changed, or consumption rows
+//!   inserted, by hand: follow such a change with `NOTIFY allocation_live, '*'` (or a
+//!   bare `NOTIFY allocation_live`).
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
@@ -63,7 +66,7 @@ impl EntitlementCache {
             live: Arc::new(LiveCache {
                 consumption: Cache::new(live_capacity),
                 supplies: Cache::new(live_capacity.min(MAX_SUPPLIES)),
-                max_age: live_max_age,
+                max_age: live_max_age.min(MAX_LIVE_AGE),
                 announcer,
             }),
         })
@@ -91,9 +94,22 @@ impl EntitlementCache {
         self.live.notified(EVERYTHING);
     }
 
+    /// Before committing an order or its cancellation of the retailer's `skus`: once
+    /// the guard is dropped — after the commit, or when it failed, or when the call was
+    /// dropped while committing (the commit may have happened) — the retailer's
+    /// consumption and the supplies of `skus` are forgotten here and announced to the
+    /// other replicas. Announcing what was rolled back costs a read, nothing more.
+    pub fn ordering(&self, customer_id: &str, skus: Vec<String>) -> Ordering<'_> {
+        Ordering {
+            cache: self,
+            customer_id: customer_id.to_string(),
+            skus,
+        }
+    }
+
     /// This replica committed an order or its cancellation: forgets the retailer's
     /// consumption and the supplies of `skus` here and now, and announces it.
-    pub fn ordered<'a>(&self, customer_id: &str, skus: impl IntoIterator<Item = &'a str>) {
+    fn ordered(&self, customer_id: &str, skus: &[String]) {
         let live = &self.live;
         live.consumption.evict(customer_id);
         live.announcer.announce(format!("{CUSTOMERS}{customer_id}"));
@@ -123,6 +139,22 @@ impl EntitlementCache {
         base
     }
 }
+
+/// See [`EntitlementCache::ordering`].
+pub struct Ordering<'a> {
+    cache: &'a EntitlementCache,
+    customer_id: String,
+    skus: Vec<String>,
+}
+
+impl Drop for Ordering<'_> {
+    fn drop(&mut self) {
+        self.cache.ordered(&self.customer_id, &self.skus);
+    }
+}
+
+/// The longest `live_max_age` taken: a day.
+const MAX_LIVE_AGE: Duration = Duration::from_secs(86_400);
 
 /// Supplies are per product: a cycle has tens of them.
 const MAX_SUPPLIES: usize = 4_096;
@@ -258,7 +290,8 @@ impl LiveCache {
 impl Follower for LiveCache {
     fn notified(&self, payload: &str) {
         for key in payload.split(' ') {
-            if key == EVERYTHING {
+            // A bare `NOTIFY allocation_live` says something changed: everything.
+            if key == EVERYTHING || key.is_empty() {
                 self.consumption.clear();
                 self.supplies.clear();
             } else if let Some(id) = key.strip_prefix(CUSTOMERS) {
@@ -438,7 +471,7 @@ mod tests {
         );
         live.put(live.tickets(), "r-2", "2026-W50", &products, &read);
         assert!(live.get("r-2", "2026-W50", &products).is_some());
-        cache.ordered("r-2", ["a"]);
+        drop(cache.ordering("r-2", vec!["a".into()]));
         assert_eq!(
             live.get("r-2", "2026-W50", &products),
             None,

@@ -304,10 +304,12 @@ impl AllocationApi {
         if !refused.is_empty() {
             return Err(refusal(refused));
         }
+        let ordering = (!scarce.is_empty()).then(|| {
+            self.entitlements
+                .ordering(customer, scarce.iter().map(|l| l.sku.to_string()).collect())
+        });
         tx.commit().await?;
-        if !scarce.is_empty() {
-            self.entitlements.ordered(customer, scarce.iter().map(|l| l.sku));
-        }
+        drop(ordering);
         let cartons = by_sku.iter().map(|l| u64::try_from(l.cartons).unwrap_or(0)).sum();
         distnet_platform::metrics::order_confirmed(&order.area_id, cartons);
         Ok(reply)
@@ -389,11 +391,10 @@ impl AllocationApi {
         };
         key.complete_publishing(&mut tx, &reply, &self.outbox, &reply.name, &event)
             .await?;
+        let scarce: Vec<String> = lines.iter().filter(|l| l.scarce).map(|l| l.sku.clone()).collect();
+        let ordering = (!scarce.is_empty()).then(|| self.entitlements.ordering(&order.customer_id, scarce));
         tx.commit().await?;
-        if lines.iter().any(|l| l.scarce) {
-            let scarce = lines.iter().filter(|l| l.scarce).map(|l| l.sku.as_str());
-            self.entitlements.ordered(&order.customer_id, scarce);
-        }
+        drop(ordering);
         Ok(reply)
     }
 
