@@ -68,7 +68,12 @@ pub async fn serve_with_clock(
     // Each retailer's entitlements' make-up, evicted by every committed change of it;
     // its consumption and the supplies, by what every replica announces of its orders
     // (announced whether or not this replica caches: the others may).
-    let linger = Duration::from_millis(settings.server.shutdown_grace_ms + settings.server.drain_deadline_ms);
+    let linger = Duration::from_millis(
+        settings
+            .server
+            .shutdown_grace_ms
+            .saturating_add(settings.server.drain_deadline_ms),
+    );
     let (announcer, announcing) =
         cache::Announcer::spawn(pool.clone(), api::ENTITLEMENT_LIVE, shutdown.subscribe(), linger);
     let entitlements = api::EntitlementCache::new(

@@ -3,6 +3,9 @@
 //! replica's listener evicts it, and the replica that made the change evicts it
 //! itself right after its commit (so a caller reads its own writes at once).
 //!
+//! A payload may hold several keys separated by spaces (an [`Announcer`]'s do); each
+//! is handled as if notified alone.
+//!
 //! A notification whose payload is [`EVERYTHING`] (`*`) empties the cache: for changes
 //! that touch every cached value at once. One whose payload is [`ADDED`] (`+`) says
 //! rows were added: a cache by id holds none of them and keeps what it has.
@@ -146,9 +149,9 @@ impl<V: Clone> Cache<V> {
 
 /// A cache kept in step with a channel's notifications by [`listen`].
 pub trait Follower: Send + Sync + 'static {
-    /// A committed change: `payload` is the changed row's id, [`EVERYTHING`] or
-    /// [`ADDED`].
-    fn notified(&self, payload: &str);
+    /// A committed change: `key` is the changed row's id, [`EVERYTHING`] or [`ADDED`]
+    /// (one of the space-separated keys of a notification's payload).
+    fn notified(&self, key: &str);
     /// Notifications are arriving (`true`), or may have been lost (`false`): the
     /// cache starts empty either way, and is bypassed while not live.
     fn set_live(&self, live: bool);
@@ -157,8 +160,8 @@ pub trait Follower: Send + Sync + 'static {
 }
 
 impl<V: Clone + Send + 'static> Follower for Cache<V> {
-    fn notified(&self, payload: &str) {
-        match payload {
+    fn notified(&self, key: &str) {
+        match key {
             _ if self.derived => self.clear(),
             EVERYTHING => self.clear(),
             ADDED => {}
@@ -209,8 +212,11 @@ pub fn listen(
                     loop {
                         tokio::select! {
                             received = listener.try_recv() => match received {
+                                // One key, or several an [`Announcer`] sent together.
                                 Ok(Some(notification)) => {
-                                    caches.iter().for_each(|c| c.notified(notification.payload()));
+                                    for key in notification.payload().split(' ') {
+                                        caches.iter().for_each(|c| c.notified(key));
+                                    }
                                 }
                                 // Lost: what changed meanwhile is unknown.
                                 Ok(None) | Err(_) => break,
@@ -334,7 +340,7 @@ impl Announcer {
         (Self { sender: Some(sender) }, task)
     }
 
-    /// Announces nothing (no replica caches what it would announce).
+    /// Announces nothing: for caches used without a database (unit tests).
     pub fn off() -> Self {
         Self { sender: None }
     }

@@ -107,18 +107,6 @@ impl EntitlementCache {
         }
     }
 
-    /// This replica committed an order or its cancellation: forgets the retailer's
-    /// consumption and the supplies of `skus` here and now, and announces it.
-    fn ordered(&self, customer_id: &str, skus: &[String]) {
-        let live = &self.live;
-        live.consumption.evict(customer_id);
-        live.announcer.announce(format!("{CUSTOMERS}{customer_id}"));
-        for sku in skus {
-            live.supplies.evict(sku);
-            live.announcer.announce(format!("{PRODUCTS}{sku}"));
-        }
-    }
-
     fn get(&self, customer_id: &str, cycle_id: &str) -> Option<Arc<EntitlementBase>> {
         self.bases.get(customer_id).filter(|b| b.cycle_id == cycle_id)
     }
@@ -149,7 +137,18 @@ pub struct Ordering<'a> {
 
 impl Drop for Ordering<'_> {
     fn drop(&mut self) {
-        self.cache.ordered(&self.customer_id, &self.skus);
+        // Without a scarce line an order changes no consumption or supply.
+        if self.skus.is_empty() {
+            return;
+        }
+        let live = &self.cache.live;
+        live.consumption.evict(&self.customer_id);
+        live.announcer
+            .announce(format!("{CUSTOMERS}{}", self.customer_id));
+        for sku in &self.skus {
+            live.supplies.evict(sku);
+            live.announcer.announce(format!("{PRODUCTS}{sku}"));
+        }
     }
 }
 
@@ -288,17 +287,15 @@ impl LiveCache {
 }
 
 impl Follower for LiveCache {
-    fn notified(&self, payload: &str) {
-        for key in payload.split(' ') {
-            // A bare `NOTIFY allocation_live` says something changed: everything.
-            if key == EVERYTHING || key.is_empty() {
-                self.consumption.clear();
-                self.supplies.clear();
-            } else if let Some(id) = key.strip_prefix(CUSTOMERS) {
-                self.consumption.evict(id);
-            } else if let Some(sku) = key.strip_prefix(PRODUCTS) {
-                self.supplies.evict(sku);
-            }
+    fn notified(&self, key: &str) {
+        // A bare `NOTIFY allocation_live` says something changed: everything.
+        if key == EVERYTHING || key.is_empty() {
+            self.consumption.clear();
+            self.supplies.clear();
+        } else if let Some(id) = key.strip_prefix(CUSTOMERS) {
+            self.consumption.evict(id);
+        } else if let Some(sku) = key.strip_prefix(PRODUCTS) {
+            self.supplies.evict(sku);
         }
     }
 

@@ -304,10 +304,9 @@ impl AllocationApi {
         if !refused.is_empty() {
             return Err(refusal(refused));
         }
-        let ordering = (!scarce.is_empty()).then(|| {
-            self.entitlements
-                .ordering(customer, scarce.iter().map(|l| l.sku.to_string()).collect())
-        });
+        let ordering = self
+            .entitlements
+            .ordering(customer, scarce.iter().map(|l| l.sku.to_string()).collect());
         tx.commit().await?;
         drop(ordering);
         let cartons = by_sku.iter().map(|l| u64::try_from(l.cartons).unwrap_or(0)).sum();
@@ -391,8 +390,8 @@ impl AllocationApi {
         };
         key.complete_publishing(&mut tx, &reply, &self.outbox, &reply.name, &event)
             .await?;
-        let scarce: Vec<String> = lines.iter().filter(|l| l.scarce).map(|l| l.sku.clone()).collect();
-        let ordering = (!scarce.is_empty()).then(|| self.entitlements.ordering(&order.customer_id, scarce));
+        let scarce = lines.iter().filter(|l| l.scarce).map(|l| l.sku.clone()).collect();
+        let ordering = self.entitlements.ordering(&order.customer_id, scarce);
         tx.commit().await?;
         drop(ordering);
         Ok(reply)
