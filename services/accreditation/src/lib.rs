@@ -91,6 +91,7 @@ pub async fn serve_with_clock(
         listener,
         settings,
         shutdown,
+        ready: None,
     })
     .await
 }

@@ -93,17 +93,20 @@ pub async fn serve_with_clock(
         vec![entitlements.live()],
         shutdown.subscribe(),
     );
-    let api = api::AllocationApi::new(
+    let api = std::sync::Arc::new(api::AllocationApi::new(
         pool.clone(),
         outbox,
         clock,
         entitlements,
         settings.database.read_connections,
-    );
+    ));
+    // Ready once the entitlements the call center reads now are in memory.
+    let warming = api.clone();
+    let ready: server::Ready = Box::pin(async move { warming.warm_up().await });
     let inbox = EventInbox::new(pool, events::Consumer, api::DOMAIN);
     let limit = settings.server.max_message_bytes;
     let routes = Routes::new(
-        AllocationServiceServer::new(api)
+        AllocationServiceServer::from_arc(api)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit),
     )
@@ -123,6 +126,7 @@ pub async fn serve_with_clock(
         listener,
         settings,
         shutdown,
+        ready: Some(ready),
     })
     .await
     .map(|server| server.then(announcing))

@@ -1001,6 +1001,91 @@ async fn orders_show_at_once_where_taken_and_on_other_replicas_once_announced() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_reads_the_entitlements_of_the_cycle_into_memory_before_it_reports_ready() {
+    const API: &str = "distnet.allocation.v1.AllocationService";
+    let db = migrated_db().await;
+    let mut settings = distnet_testkit::settings(&db.url);
+    settings.allocation.entitlements_live_max_age_seconds = 3_600;
+    let (one, two, _, allocation) = two_replicas_with_zhonghua(&settings).await;
+    // Started before anything was committed: nothing to read, ready at once.
+    for replica in [&one, &two] {
+        let channel = replica.channel.clone();
+        eventually("ready with nothing to read", || {
+            let channel = channel.clone();
+            async move { distnet_testkit::serving(&channel, API).await.ok()?.then_some(()) }
+        })
+        .await;
+    }
+    two.stop().await;
+
+    let three = TestService::start_with(&settings).await;
+    assert!(
+        distnet_testkit::serving(&three.channel, "")
+            .await
+            .expect("health"),
+        "alive while reading"
+    );
+    let channel = three.channel.clone();
+    eventually("ready once read", || {
+        let channel = channel.clone();
+        async move { distnet_testkit::serving(&channel, API).await.ok()?.then_some(()) }
+    })
+    .await;
+    // Changed without notifying anyone: a replica reading on demand would see it.
+    let mut conn = {
+        use sqlx::Connection as _;
+        sqlx::PgConnection::connect(&db.url).await.expect("connect")
+    };
+    sqlx::raw_sql(
+        "BEGIN; SET LOCAL session_replication_role = replica; \
+         UPDATE allocation.allocation_tiers SET quota = quota + 100; \
+         UPDATE allocation.supplies SET confirmed = confirmed + 5; COMMIT",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("quietly changed");
+    let quota = |tier: i32| allocation.tiers.iter().find(|t| t.tier == tier).map(|t| t.quota);
+    let agent = three.agent(&["area-01"]);
+    for (customer, tier) in [("r-01", 3), ("r-02", 1)] {
+        let e = entitlement_of(&mut agent.clone(), customer)
+            .await
+            .expect("entitlement");
+        assert_eq!(
+            (e.tier, Some(e.quota), e.supply_remaining),
+            (tier, quota(tier), 30),
+            "{customer} from memory"
+        );
+    }
+
+    // Both parts were in memory, each following its channel.
+    sqlx::query("SELECT pg_notify('allocation_live', '*')")
+        .execute(&mut conn)
+        .await
+        .expect("notified");
+    eventually("the supply read again", || reads_of(&agent, "r-02", (0, 25))).await;
+    let e = entitlement_of(&mut agent.clone(), "r-01")
+        .await
+        .expect("entitlement");
+    assert_eq!(Some(e.quota), quota(3), "the make-up still from memory");
+    sqlx::query("SELECT pg_notify('allocation_entitlements', '*')")
+        .execute(&mut conn)
+        .await
+        .expect("notified");
+    eventually("the make-up read again", || {
+        let agent = agent.clone();
+        async move {
+            let e = entitlement_of(&mut agent.clone(), "r-01")
+                .await
+                .expect("entitlement");
+            (Some(e.quota - 100) == quota(3)).then_some(())
+        }
+    })
+    .await;
+    one.stop().await;
+    three.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumption_and_supply_are_read_again_once_older_than_their_maximum_age() {
     // The replica that took an order died before announcing it: the others catch up
     // when what they hold is older than `entitlements_live_max_age_seconds`.

@@ -100,6 +100,7 @@ pub async fn serve_with_clock(
         listener,
         settings,
         shutdown,
+        ready: None,
     })
     .await
 }

@@ -415,6 +415,15 @@ fn check_rendered(r: &Rendered, tls: bool) {
                 );
             }
         }
+        if !tls && service == "allocation" {
+            // Ready once its entitlements are warm: the API's health, not the server's.
+            assert_eq!(
+                str_at(container, &["readinessProbe", "grpc", "service"]),
+                Some("distnet.allocation.v1.AllocationService"),
+                "{what}: allocation's readiness must ask for its API"
+            );
+            assert_eq!(str_at(container, &["livenessProbe", "grpc", "service"]), None);
+        }
 
         let svc = r.one("Service", service);
         assert_eq!(

@@ -137,6 +137,11 @@ impl<V: Clone> Cache<V> {
         }
     }
 
+    /// Whether values are served: it caches and its listener is connected.
+    pub fn is_live(&self) -> bool {
+        self.per_shard > 0 && self.live.load(Ordering::Acquire)
+    }
+
     /// How many values are cached.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().map_or(0, |s| s.len())).sum()

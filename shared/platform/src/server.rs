@@ -114,7 +114,14 @@ pub struct ServeSpec<'a> {
     pub listener: TcpListener,
     pub settings: &'a Settings,
     pub shutdown: Shutdown,
+    /// Done once the service is ready for its callers (e.g. its caches warmed): until
+    /// then health reports `grpc_services` NOT_SERVING, while the server itself
+    /// (service `""`, what liveness probes ask) is SERVING. `None`: ready at once.
+    pub ready: Option<Ready>,
 }
+
+/// See [`ServeSpec::ready`].
+pub type Ready = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// A running server.
 pub struct ServerHandle {
@@ -158,12 +165,37 @@ pub async fn serve(spec: ServeSpec<'_>) -> anyhow::Result<ServerHandle> {
         listener,
         settings,
         shutdown,
+        ready,
     } = spec;
     let verifier = TokenVerifier::from_settings(&settings.auth)?;
 
     let (reporter, health) = tonic_health::server::health_reporter();
+    let status = if ready.is_some() {
+        ServingStatus::NotServing
+    } else {
+        ServingStatus::Serving
+    };
     for name in grpc_services {
-        reporter.set_service_status(name, ServingStatus::Serving).await;
+        reporter.set_service_status(name, status).await;
+    }
+    // Held while health changes: once shutting down, readiness never turns it back.
+    let stopping = std::sync::Arc::new(tokio::sync::Mutex::new(false));
+    if let Some(ready) = ready {
+        let (reporter, stopping, shutdown) = (reporter.clone(), stopping.clone(), shutdown.clone());
+        let services: Vec<&'static str> = grpc_services.to_vec();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = ready => {}
+                () = shutdown.triggered() => return,
+            }
+            let stopping = stopping.lock().await;
+            if !*stopping {
+                for name in services {
+                    reporter.set_service_status(name, ServingStatus::Serving).await;
+                }
+                tracing::info!(domain, "ready: SERVING");
+            }
+        });
     }
     // Reflection advertises exactly what this server serves.
     let mut advertised: Vec<&str> = grpc_services.to_vec();
@@ -202,10 +234,13 @@ pub async fn serve(spec: ServeSpec<'_>) -> anyhow::Result<ServerHandle> {
         let shutdown = shutdown.clone();
         async move {
             shutdown.triggered().await;
+            let mut stopping = stopping.lock().await;
+            *stopping = true;
             reporter.set_service_status("", ServingStatus::NotServing).await;
             for name in services {
                 reporter.set_service_status(name, ServingStatus::NotServing).await;
             }
+            drop(stopping);
             tracing::info!(%local_addr, ?grace, "shutting down: NOT_SERVING");
             tokio::time::sleep(grace).await;
         }

@@ -42,6 +42,7 @@ async fn the_callers_deadline_is_what_the_handler_passes_on() {
         listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"),
         settings: &settings,
         shutdown: shutdown.clone(),
+        ready: None,
     })
     .await
     .expect("serves");

@@ -99,6 +99,7 @@ impl Consumer {
             listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"),
             settings: &settings,
             shutdown: shutdown.clone(),
+            ready: None,
         })
         .await
         .expect("consumer serves");

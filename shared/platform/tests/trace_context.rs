@@ -40,6 +40,7 @@ async fn a_server_continues_the_callers_trace() {
         listener: tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"),
         settings: &settings,
         shutdown: shutdown.clone(),
+        ready: None,
     })
     .await
     .expect("serves");

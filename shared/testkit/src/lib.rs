@@ -225,6 +225,19 @@ pub async fn channel(addr: std::net::SocketAddr) -> anyhow::Result<Channel> {
         .await?)
 }
 
+/// Whether the server on `channel` reports `service` SERVING in gRPC health (`""`:
+/// the server itself).
+pub async fn serving(channel: &Channel, service: &str) -> anyhow::Result<bool> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let response = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await?
+        .into_inner();
+    Ok(response.status == ServingStatus::Serving as i32)
+}
+
 /// A real `EventSink` server that hands every delivered event to the test.
 pub struct EventRecorder {
     pub addr: std::net::SocketAddr,
@@ -267,6 +280,7 @@ impl EventRecorder {
             listener: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
             settings,
             shutdown: shutdown.clone(),
+            ready: None,
         })
         .await?;
         Ok(Self {

@@ -35,6 +35,7 @@ use distnet_proto::allocation::v1::*;
 
 use super::{AllocationApi, check_scope, customer_id, cycle_id};
 use crate::domain::access;
+use crate::store::catalog;
 use crate::store::runs::{self, EntitlementBase, EntitlementLive, Products};
 
 /// The notification channel of the entitlements' make-up.
@@ -48,6 +49,8 @@ pub const LIVE_CHANNEL: &str = "allocation_live";
 /// retailer, and what orders change of it ([`LiveCache`]).
 pub struct EntitlementCache {
     bases: Arc<Cache<Arc<EntitlementBase>>>,
+    /// Retailers kept at most.
+    capacity: usize,
     /// The products of the last base read: every retailer of a cycle has the same, so
     /// the entries share one list.
     products: Mutex<Option<Products>>,
@@ -62,6 +65,7 @@ impl EntitlementCache {
         let live_capacity = if live_max_age.is_zero() { 0 } else { capacity };
         Arc::new(Self {
             bases: Cache::new(capacity),
+            capacity,
             products: Mutex::new(None),
             live: Arc::new(LiveCache {
                 consumption: Cache::new(live_capacity),
@@ -351,17 +355,8 @@ impl AllocationApi {
                 (base, live)
             }
             None => {
-                let ticket = cache.bases.ticket();
-                let tickets = cache.live.tickets();
-                let mut conn = self.reads.acquire().await?;
-                let (base, live) = runs::retailer_entitlements(&mut conn, customer, &cycle).await?;
-                conn.release();
-                let base = cache.put(ticket, customer, base);
+                let (base, live) = self.read_entitlements(customer, &cycle).await?;
                 check_scope(&caller, customer, scope(&base))?;
-                let live = aligned(&base.products, live);
-                if base.scope.is_some() {
-                    cache.live.put(tickets, customer, &cycle, &base.products, &live);
-                }
                 (base, live)
             }
         };
@@ -370,6 +365,90 @@ impl AllocationApi {
             cycle: format!("cycles/{cycle}"),
             entitlements: entitlements(&base, live),
         })
+    }
+}
+
+/// The longest a replica spends warming its entitlements before it reports ready.
+const WARM_UP_LIMIT: Duration = Duration::from_secs(60);
+
+impl AllocationApi {
+    /// The retailer's entitlements in the cycle read from the database, and kept.
+    async fn read_entitlements(
+        &self,
+        customer: &str,
+        cycle: &str,
+    ) -> Result<(Arc<EntitlementBase>, Aligned), ServiceError> {
+        let cache = &self.entitlements;
+        let ticket = cache.bases.ticket();
+        let tickets = cache.live.tickets();
+        let mut conn = self.reads.acquire().await?;
+        let (base, live) = runs::retailer_entitlements(&mut conn, customer, cycle).await?;
+        conn.release();
+        let base = cache.put(ticket, customer, base);
+        let live = aligned(&base.products, live);
+        if base.scope.is_some() {
+            cache.live.put(tickets, customer, cycle, &base.products, &live);
+        }
+        Ok((base, live))
+    }
+
+    /// Before the replica reports ready (health NOT_SERVING for its API until then):
+    /// reads into memory the entitlements of every retailer known here, up to the
+    /// cache's capacity, in the cycle the call center reads now
+    /// ([`catalog::cycle_to_warm`]), so that the first calls after a start or a
+    /// rollout are served from memory — a replica that started cold under 17,500
+    /// calls a second queued for its first second (BENCHMARKS.md). Two reads at a
+    /// time, by the same statement as a call's. Gives up after [`WARM_UP_LIMIT`]
+    /// (ready with what it read); a failure is logged, and calls then read on demand.
+    pub async fn warm_up(&self) {
+        let started = Instant::now();
+        match tokio::time::timeout(WARM_UP_LIMIT, self.warm_entitlements()).await {
+            Ok(Ok(Some((cycle, retailers)))) => tracing::info!(
+                %cycle,
+                retailers,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "entitlements warmed"
+            ),
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "warming entitlements failed: read on demand"),
+            Err(_) => tracing::warn!(
+                limit_s = WARM_UP_LIMIT.as_secs(),
+                "warming entitlements took too long: ready with part of them"
+            ),
+        }
+    }
+
+    /// See [`AllocationApi::warm_up`]: the cycle and how many retailers were read;
+    /// `None` when nothing is cached or no cycle has committed allocations.
+    async fn warm_entitlements(&self) -> Result<Option<(String, usize)>, ServiceError> {
+        let cache = &self.entitlements;
+        if !cache.bases.caches() {
+            return Ok(None);
+        }
+        // What is read before the listeners connect would not be kept.
+        let live = &cache.live;
+        while !cache.bases.is_live() || (live.caches() && !live.consumption.is_live()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut conn = self.reads.acquire().await?;
+        let Some(cycle) = catalog::cycle_to_warm(&mut conn, self.clock.now()).await? else {
+            conn.release();
+            return Ok(None);
+        };
+        let retailers = runs::known_retailers(&mut conn, cache.capacity).await?;
+        conn.release();
+        let cycle = cycle.to_string();
+        let (first, second) = retailers.split_at(retailers.len() / 2);
+        let (a, b) = tokio::join!(self.read_each(first, &cycle), self.read_each(second, &cycle));
+        a.and(b)?;
+        Ok(Some((cycle, retailers.len())))
+    }
+
+    async fn read_each(&self, retailers: &[String], cycle: &str) -> Result<(), ServiceError> {
+        for customer in retailers {
+            self.read_entitlements(customer, cycle).await?;
+        }
+        Ok(())
     }
 }
 

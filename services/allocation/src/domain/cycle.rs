@@ -56,6 +56,19 @@ pub fn default_release(cycle: CycleId, offset_seconds: i32) -> Option<DateTime<U
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// Of `cycles` with their windows, the one orders are taken for at `now` or, between
+/// windows, the next to open: the first by opening whose window has not closed.
+pub fn current_or_next(
+    cycles: impl IntoIterator<Item = (CycleId, OrderWindow)>,
+    now: DateTime<Utc>,
+) -> Option<CycleId> {
+    cycles
+        .into_iter()
+        .filter(|(_, window)| now < window.closes)
+        .min_by_key(|(id, window)| (window.opens, *id))
+        .map(|(id, _)| id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +95,46 @@ mod tests {
         let release = default_release(cycle, SHANGHAI_OFFSET_SECONDS).expect("release");
         assert_eq!(release.to_rfc3339(), "2026-11-27T04:00:00+00:00");
         assert!(window.is_open(release));
+    }
+
+    #[test]
+    fn the_current_cycle_is_the_first_whose_window_has_not_closed() {
+        let week = |w: &str| CycleId::parse(w).expect("valid");
+        let window = |w: &str| {
+            (
+                week(w),
+                default_window(week(w), SHANGHAI_OFFSET_SECONDS).expect("window"),
+            )
+        };
+        let cycles = [window("2026-W49"), window("2026-W47"), window("2026-W48")];
+        let at = |t: &str| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&Utc))
+                .expect("time")
+        };
+        // W48's window: 2026-11-23T00:00Z to 2026-11-28T09:30Z.
+        let current = |t: &str| current_or_next(cycles, at(t)).map(|c| c.to_string());
+        assert_eq!(
+            current("2026-11-25T00:00:00Z").as_deref(),
+            Some("2026-W48"),
+            "open"
+        );
+        assert_eq!(
+            current("2026-11-28T09:29:59Z").as_deref(),
+            Some("2026-W48"),
+            "about to close"
+        );
+        assert_eq!(
+            current("2026-11-28T09:30:00Z").as_deref(),
+            Some("2026-W49"),
+            "closed: the next"
+        );
+        assert_eq!(
+            current("2026-11-01T00:00:00Z").as_deref(),
+            Some("2026-W47"),
+            "before all: the first"
+        );
+        assert_eq!(current("2026-12-31T00:00:00Z"), None, "all closed");
+        assert_eq!(current_or_next([], at("2026-11-25T00:00:00Z")), None);
     }
 }

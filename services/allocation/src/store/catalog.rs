@@ -141,6 +141,34 @@ pub fn window_or_default(
     }
 }
 
+/// The cycle whose entitlements the call center reads at `now`: of the cycles with
+/// committed allocations, the one open or next to open ([`cycle::current_or_next`]).
+pub async fn cycle_to_warm(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> Result<Option<CycleId>, ServiceError> {
+    type Row = (
+        String,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+        Option<DateTime<Utc>>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT DISTINCT a.cycle_id, c.opens_at, c.closes_at, c.release_at \
+           FROM allocations a LEFT JOIN cycles c ON c.cycle_id = a.cycle_id \
+          WHERE a.state = $1",
+    )
+    .bind(super::runs::STATE_COMMITTED)
+    .fetch_all(&mut *conn)
+    .await?;
+    let windows = rows.into_iter().filter_map(|(id, opens, closes, release)| {
+        let id = CycleId::parse(&id)?;
+        let row = opens.zip(closes).zip(release).map(|((o, c), r)| (o, c, r));
+        Some((id, window_or_default(id, row).ok()?.window))
+    });
+    Ok(cycle::current_or_next(windows, now))
+}
+
 pub async fn upsert_cycle(tx: &mut PgConnection, id: CycleId, c: &CycleWindow) -> Result<(), ServiceError> {
     sqlx::query(
         "INSERT INTO cycles (cycle_id, opens_at, closes_at, release_at) VALUES ($1, $2, $3, $4) \

@@ -576,6 +576,16 @@ pub async fn retailer_entitlements(
     Ok((base, live))
 }
 
+/// The ids of up to `limit` retailers known here, in id order.
+pub async fn known_retailers(conn: &mut PgConnection, limit: usize) -> Result<Vec<String>, ServiceError> {
+    Ok(sqlx::query_scalar(
+        "SELECT customer_id FROM retailers WHERE profile_known ORDER BY customer_id LIMIT $1",
+    )
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
 /// The [`EntitlementLive`] part of the retailer's entitlements of `skus` in the cycle,
 /// by sku (products without a supply row are missing): the supply rows and the
 /// retailer's consumption rows, by primary key. Written so that PostgreSQL settles on
