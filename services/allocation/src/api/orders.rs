@@ -157,6 +157,7 @@ impl AllocationApi {
             ));
         }
         if !refused.is_empty() {
+            tx.rollback().await?;
             return Err(refusal(refused));
         }
 
@@ -246,6 +247,7 @@ impl AllocationApi {
             ));
         }
         if !refused.is_empty() {
+            tx.rollback().await?;
             return Err(refusal(refused));
         }
 
@@ -302,6 +304,7 @@ impl AllocationApi {
             ));
         }
         if !refused.is_empty() {
+            tx.rollback().await?;
             return Err(refusal(refused));
         }
         let ordering = self
