@@ -52,6 +52,17 @@ fn refusal(violations: Vec<(String, String, String)>) -> ServiceError {
     error
 }
 
+/// Rolls `tx` back, then answers `error`, a refusal: `remembering` records it on
+/// another connection, where it would wait on this transaction's claim of the request
+/// id until the pool got round to sending a dropped transaction's rollback.
+async fn refuse<T>(
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    error: ServiceError,
+) -> Result<T, ServiceError> {
+    tx.rollback().await?;
+    Err(error)
+}
+
 impl AllocationApi {
     /// DESIGN.md "Orders": one transaction — license active, window open, every scarce
     /// line within the retailer's remaining quota and the product's remaining supply,
@@ -157,8 +168,7 @@ impl AllocationApi {
             ));
         }
         if !refused.is_empty() {
-            tx.rollback().await?;
-            return Err(refusal(refused));
+            return refuse(tx, refusal(refused)).await;
         }
 
         let order_id = uuid::Uuid::now_v7().to_string();
@@ -247,8 +257,7 @@ impl AllocationApi {
             ));
         }
         if !refused.is_empty() {
-            tx.rollback().await?;
-            return Err(refusal(refused));
+            return refuse(tx, refusal(refused)).await;
         }
 
         let order = OrderRow {
@@ -304,8 +313,7 @@ impl AllocationApi {
             ));
         }
         if !refused.is_empty() {
-            tx.rollback().await?;
-            return Err(refusal(refused));
+            return refuse(tx, refusal(refused)).await;
         }
         let ordering = self
             .entitlements
@@ -342,20 +350,22 @@ impl AllocationApi {
         retailer_in_scope(&mut tx, &caller, &order.customer_id).await?;
         let now = self.clock.now();
         if order.status != store::CONFIRMED {
-            return Err(ServiceError::failed_precondition(
+            let error = ServiceError::failed_precondition(
                 "NOT_CANCELLABLE",
                 format!(
                     "{} is {:?}, not confirmed",
                     message.name,
                     OrderStatus::try_from(i32::from(order.status))
                 ),
-            ));
+            );
+            return refuse(tx, error).await;
         }
         if now >= order.picking_cutoff_at {
-            return Err(ServiceError::failed_precondition(
+            let error = ServiceError::failed_precondition(
                 "PICKING_STARTED",
                 format!("{} went to picking at {}", message.name, order.picking_cutoff_at),
-            ));
+            );
+            return refuse(tx, error).await;
         }
         let mut lines = store::lines(&mut tx, std::slice::from_ref(&order.order_id)).await?;
         lines.sort_by(|a, b| a.sku.cmp(&b.sku));
