@@ -21,6 +21,15 @@ use crate::bench_load::{self, LoadArgs, Scenario};
 /// The services, by binary.
 const SERVICES: [&str; 4] = ["customers", "accreditation", "allocation", "logistics"];
 
+/// Each service's API, whose health says it is ready for calls (allocation's only
+/// once its entitlements are warm), in the order of [`SERVICES`].
+const APIS: [&str; 4] = [
+    "distnet.customers.v1.CustomerService",
+    "distnet.accreditation.v1.AccreditationService",
+    "distnet.allocation.v1.AllocationService",
+    "distnet.logistics.v1.LogisticsService",
+];
+
 #[derive(Clone, Debug, clap::Args)]
 pub struct FootprintArgs {
     /// The load while memory is watched.
@@ -70,16 +79,20 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-async fn until_serving(url: &str, deadline: Instant) -> anyhow::Result<()> {
+/// Until `api` on `url` reports SERVING in gRPC health.
+async fn until_serving(url: &str, api: &str, deadline: Instant) -> anyhow::Result<()> {
     loop {
-        anyhow::ensure!(Instant::now() < deadline, "{url} not SERVING within 60 s");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{api} on {url} not SERVING within 90 s"
+        );
         if let Ok(channel) = tonic::transport::Endpoint::from_shared(url.to_string())?
             .connect_timeout(Duration::from_millis(200))
             .connect()
             .await
             && let Ok(reply) = HealthClient::new(channel)
                 .check(HealthCheckRequest {
-                    service: String::new(),
+                    service: api.to_string(),
                 })
                 .await
             && reply.into_inner().status == ServingStatus::Serving as i32
@@ -123,7 +136,7 @@ pub async fn run(mut settings: Settings, args: FootprintArgs) -> anyhow::Result<
         let spawned = Instant::now();
         let child = command.spawn().with_context(|| format!("starting {name}-svc"))?;
         let pid = child.id().context("child pid")?;
-        until_serving(&urls[i], spawned + Duration::from_secs(60)).await?;
+        until_serving(&urls[i], APIS[i], spawned + Duration::from_secs(90)).await?;
         running.push(Running {
             name,
             child,
@@ -192,7 +205,9 @@ pub async fn run(mut settings: Settings, args: FootprintArgs) -> anyhow::Result<
     load?;
 
     println!();
-    println!("| service | start-up (spawn → SERVING) | RSS idle | RSS peak under load | RSS after load |");
+    println!(
+        "| service | start-up (spawn → API SERVING) | RSS idle | RSS peak under load | RSS after load |"
+    );
     println!("|---|---|---|---|---|");
     let mb = |kb: u64| kb as f64 / 1024.0;
     for service in &running {
