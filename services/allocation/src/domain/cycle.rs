@@ -114,26 +114,14 @@ mod tests {
         };
         // W48's window: 2026-11-23T00:00Z to 2026-11-28T09:30Z.
         let current = |t: &str| current_or_next(cycles, at(t)).map(|c| c.to_string());
-        assert_eq!(
-            current("2026-11-25T00:00:00Z").as_deref(),
-            Some("2026-W48"),
-            "open"
-        );
-        assert_eq!(
-            current("2026-11-28T09:29:59Z").as_deref(),
-            Some("2026-W48"),
-            "about to close"
-        );
-        assert_eq!(
-            current("2026-11-28T09:30:00Z").as_deref(),
-            Some("2026-W49"),
-            "closed: the next"
-        );
-        assert_eq!(
-            current("2026-11-01T00:00:00Z").as_deref(),
-            Some("2026-W47"),
-            "before all: the first"
-        );
+        for (time, expected, why) in [
+            ("2026-11-25T00:00:00Z", "2026-W48", "open"),
+            ("2026-11-28T09:29:59Z", "2026-W48", "about to close"),
+            ("2026-11-28T09:30:00Z", "2026-W49", "closed: the next"),
+            ("2026-11-01T00:00:00Z", "2026-W47", "before all: the first"),
+        ] {
+            assert_eq!(current(time).as_deref(), Some(expected), "{why}");
+        }
         assert_eq!(current("2026-12-31T00:00:00Z"), None, "all closed");
         assert_eq!(current_or_next([], at("2026-11-25T00:00:00Z")), None);
     }
