@@ -56,6 +56,9 @@ pub const DOMAIN: &str = "customers.distnet";
 /// At most this many names in one BatchGetCustomers.
 const MAX_BATCH: usize = 1000;
 
+/// The longest a replica spends warming its profile cache before it reports ready.
+const WARM_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What `ListCustomers` read for one caller's page: its ids and versions in id order
 /// (the profiles come from the profile cache at those versions), and the token of the
 /// next page. Ids rather than profiles, so that a cached page costs tens of bytes a
@@ -136,6 +139,46 @@ impl CustomersApi {
     /// The profile with `id`: from the cache, or read and then cached.
     async fn profile(&self, id: &str) -> Result<Option<Arc<Profile>>, ServiceError> {
         Ok(self.profiles(&[(id, None)]).await?.pop())
+    }
+
+    /// Before the replica reports ready (health NOT_SERVING for its API until then):
+    /// reads up to `customers.cache_entries` profiles into memory, [`MAX_BATCH`] to a
+    /// read, so that the first calls after a start or a rollout are served from
+    /// memory. Gives up after [`WARM_UP_LIMIT`] (ready with what it read); a failure
+    /// is logged, and calls then read on demand.
+    pub async fn warm_up(&self) {
+        let started = std::time::Instant::now();
+        match tokio::time::timeout(WARM_UP_LIMIT, self.warm_profiles()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(profiles)) => tracing::info!(
+                profiles,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "profiles warmed"
+            ),
+            Ok(Err(error)) => tracing::warn!(%error, "warming profiles failed: read on demand"),
+            Err(_) => tracing::warn!(
+                limit_s = WARM_UP_LIMIT.as_secs(),
+                "warming profiles took too long: ready with part of them"
+            ),
+        }
+    }
+
+    /// See [`CustomersApi::warm_up`]: how many profiles were read.
+    async fn warm_profiles(&self) -> Result<usize, ServiceError> {
+        let profiles = &self.caches.profiles;
+        if !profiles.caches() {
+            return Ok(0);
+        }
+        // What is read before the listener connects would not be kept.
+        while !profiles.is_live() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let ids = store::ids(&self.pool, self.settings.cache_entries).await?;
+        for batch in ids.chunks(MAX_BATCH) {
+            let wanted: Vec<(&str, Option<i64>)> = batch.iter().map(|id| (id.as_str(), None)).collect();
+            self.profiles(&wanted).await?;
+        }
+        Ok(ids.len())
     }
 
     /// The profiles of `wanted` (id, and the version the caller saw when it has one),

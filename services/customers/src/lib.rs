@@ -131,14 +131,17 @@ pub async fn serve_with_clock(
         caches.followers(),
         shutdown.subscribe(),
     );
-    let api = api::CustomersApi::new(
+    let api = std::sync::Arc::new(api::CustomersApi::new(
         pool.clone(),
         outbox,
         clock,
         settings.customers.clone(),
         caches,
         settings.database.read_connections,
-    );
+    ));
+    // Ready once the profiles are in memory.
+    let warming = api.clone();
+    let ready: server::Ready = Box::pin(async move { warming.warm_up().await });
     let inbox = EventInbox::new(pool, events::Consumer, api::DOMAIN);
     let limit = settings.server.max_message_bytes;
     let routes = Routes::new(api::ProfileReads::new(api, limit)).add_service(
@@ -157,7 +160,7 @@ pub async fn serve_with_clock(
         listener,
         settings,
         shutdown,
-        ready: None,
+        ready: Some(ready),
     })
     .await
 }

@@ -226,6 +226,16 @@ pub async fn existing_ids(conn: &mut PgConnection, ids: &[String]) -> Result<Vec
         .await?)
 }
 
+/// The ids of up to `limit` customers, in id order.
+pub async fn ids(pool: &PgPool, limit: usize) -> Result<Vec<String>, ServiceError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM customers ORDER BY id LIMIT $1")
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
 pub async fn get_many(pool: &PgPool, ids: &[String]) -> Result<Vec<Customer>, ServiceError> {
     let rows: Vec<CustomerRow> =
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM customers WHERE id = ANY($1)"))

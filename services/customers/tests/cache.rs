@@ -493,3 +493,28 @@ async fn list_pages_are_cached_per_caller_and_every_change_empties_them_on_both_
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_reads_the_profiles_into_memory_before_it_reports_ready() {
+    const API: &str = "distnet.customers.v1.CustomerService";
+    let (a, b, url, _) = two_replicas_two_retailers(1_000).await;
+    b.stop().await;
+    let c = TestService::start_with(&distnet_testkit::settings(&url)).await;
+    let channel = c.channel.clone();
+    distnet_testkit::eventually("ready once read", || {
+        let channel = channel.clone();
+        async move { distnet_testkit::serving(&channel, API).await.ok()?.then_some(()) }
+    })
+    .await;
+    // Changed without notifying anyone: a replica reading on demand would see it.
+    let mut quiet = unheard(&url).await;
+    sqlx::query("UPDATE customers.customers SET display_name = display_name || '改'")
+        .execute(&mut quiet)
+        .await
+        .expect("quietly renamed");
+    let mut on_c = c.admin();
+    assert_eq!(name_of(&mut on_c, "r-1").await, "甲", "from memory");
+    assert_eq!(name_of(&mut on_c, "r-2").await, "乙", "from memory");
+    c.stop().await;
+    a.stop().await;
+}

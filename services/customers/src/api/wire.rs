@@ -211,8 +211,7 @@ pub struct ProfileReads {
 }
 
 impl ProfileReads {
-    pub fn new(api: CustomersApi, max_message_bytes: usize) -> Self {
-        let api = Arc::new(api);
+    pub fn new(api: Arc<CustomersApi>, max_message_bytes: usize) -> Self {
         Self {
             generated: CustomerServiceServer::from_arc(api.clone())
                 .max_decoding_message_size(max_message_bytes)
