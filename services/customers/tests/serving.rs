@@ -43,16 +43,28 @@ async fn grpcurl_list_shows_the_customer_service_health_and_reflection() {
         );
     }
 
+    // The server at once; its API once its profile cache is warm.
     let mut health = HealthClient::new(service.channel.clone());
-    for name in ["", "distnet.customers.v1.CustomerService"] {
-        let status = health
-            .check(HealthCheckRequest { service: name.into() })
-            .await
-            .expect("health answers")
-            .into_inner()
-            .status;
-        assert_eq!(status, ServingStatus::Serving as i32, "health of `{name}`");
-    }
+    let status = health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health answers")
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32, "health of the server");
+    let channel = service.channel.clone();
+    distnet_testkit::eventually("the API SERVING", || {
+        let channel = channel.clone();
+        async move {
+            distnet_testkit::serving(&channel, "distnet.customers.v1.CustomerService")
+                .await
+                .ok()?
+                .then_some(())
+        }
+    })
+    .await;
     service.stop().await;
 }
 
