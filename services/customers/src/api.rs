@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use distnet_platform::ServiceError;
 use distnet_platform::auth::{self, Caller};
-use distnet_platform::cache::{Cache, Follower};
+use distnet_platform::cache::{self, Cache, Follower};
 use distnet_platform::clock::SharedClock;
 use distnet_platform::db::ReadConnections;
 use distnet_platform::events::Outbox;
@@ -55,9 +55,6 @@ pub const DOMAIN: &str = "customers.distnet";
 
 /// At most this many names in one BatchGetCustomers.
 const MAX_BATCH: usize = 1000;
-
-/// The longest a replica spends warming its profile cache before it reports ready.
-const WARM_UP_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What `ListCustomers` read for one caller's page: its ids and versions in id order
 /// (the profiles come from the profile cache at those versions), and the token of the
@@ -144,23 +141,9 @@ impl CustomersApi {
     /// Before the replica reports ready (health NOT_SERVING for its API until then):
     /// reads up to `customers.cache_entries` profiles into memory, [`MAX_BATCH`] to a
     /// read, so that the first calls after a start or a rollout are served from
-    /// memory. Gives up after [`WARM_UP_LIMIT`] (ready with what it read); a failure
-    /// is logged, and calls then read on demand.
+    /// memory; at most [`cache::WARM_UP_LIMIT`].
     pub async fn warm_up(&self) {
-        let started = std::time::Instant::now();
-        match tokio::time::timeout(WARM_UP_LIMIT, self.warm_profiles()).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(profiles)) => tracing::info!(
-                profiles,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "profiles warmed"
-            ),
-            Ok(Err(error)) => tracing::warn!(%error, "warming profiles failed: read on demand"),
-            Err(_) => tracing::warn!(
-                limit_s = WARM_UP_LIMIT.as_secs(),
-                "warming profiles took too long: ready with part of them"
-            ),
-        }
+        cache::warm_up("profiles", self.warm_profiles()).await;
     }
 
     /// See [`CustomersApi::warm_up`]: how many profiles were read.
@@ -169,10 +152,7 @@ impl CustomersApi {
         if !profiles.caches() {
             return Ok(0);
         }
-        // What is read before the listener connects would not be kept.
-        while !profiles.is_live() {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        profiles.until_live().await;
         let ids = store::ids(&self.pool, self.settings.cache_entries).await?;
         for batch in ids.chunks(MAX_BATCH) {
             let wanted: Vec<(&str, Option<i64>)> = batch.iter().map(|id| (id.as_str(), None)).collect();

@@ -142,6 +142,14 @@ impl<V: Clone> Cache<V> {
         self.per_shard > 0 && self.live.load(Ordering::Acquire)
     }
 
+    /// Waits until the cache is live: what is put before that is not kept. At once for
+    /// a cache that does not cache.
+    pub async fn until_live(&self) {
+        while self.per_shard > 0 && !self.is_live() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// How many values are cached.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().map_or(0, |s| s.len())).sum()
@@ -149,6 +157,35 @@ impl<V: Clone> Cache<V> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The longest a service spends warming its caches before it reports ready.
+pub const WARM_UP_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `warm` — reading values into caches before the service reports ready
+/// (`server::ServeSpec::ready`), its result how many it read — for at most
+/// [`WARM_UP_LIMIT`] (then ready with part of them), and logs how it went as `what`.
+/// A failure is logged; the values are then read on demand.
+pub async fn warm_up(
+    what: &'static str,
+    warm: impl std::future::Future<Output = Result<usize, crate::ServiceError>>,
+) {
+    let started = std::time::Instant::now();
+    match tokio::time::timeout(WARM_UP_LIMIT, warm).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(read)) => tracing::info!(
+            what,
+            read,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "cache warmed"
+        ),
+        Ok(Err(error)) => tracing::warn!(what, %error, "warming a cache failed: reading on demand"),
+        Err(_) => tracing::warn!(
+            what,
+            limit_s = WARM_UP_LIMIT.as_secs(),
+            "warming a cache took too long: ready with part of it"
+        ),
     }
 }
 

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use distnet_platform::ServiceError;
 use distnet_platform::auth::Caller;
-use distnet_platform::cache::{Announcer, Cache, EVERYTHING, Follower, Ticket};
+use distnet_platform::cache::{self, Announcer, Cache, EVERYTHING, Follower, Ticket};
 use distnet_proto::allocation::v1::*;
 
 use super::{AllocationApi, check_scope, customer_id, cycle_id};
@@ -368,9 +368,6 @@ impl AllocationApi {
     }
 }
 
-/// The longest a replica spends warming its entitlements before it reports ready.
-const WARM_UP_LIMIT: Duration = Duration::from_secs(60);
-
 impl AllocationApi {
     /// The retailer's entitlements in the cycle read from the database, and kept.
     async fn read_entitlements(
@@ -398,50 +395,32 @@ impl AllocationApi {
     /// ([`catalog::cycle_to_warm`]), so that the first calls after a start or a
     /// rollout are served from memory — a replica that started cold under 17,500
     /// calls a second queued for its first second (BENCHMARKS.md). Two reads at a
-    /// time, by the same statement as a call's. Gives up after [`WARM_UP_LIMIT`]
-    /// (ready with what it read); a failure is logged, and calls then read on demand.
+    /// time, by the same statement as a call's; at most [`cache::WARM_UP_LIMIT`].
     pub async fn warm_up(&self) {
-        let started = Instant::now();
-        match tokio::time::timeout(WARM_UP_LIMIT, self.warm_entitlements()).await {
-            Ok(Ok(Some((cycle, retailers)))) => tracing::info!(
-                %cycle,
-                retailers,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "entitlements warmed"
-            ),
-            Ok(Ok(None)) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "warming entitlements failed: read on demand"),
-            Err(_) => tracing::warn!(
-                limit_s = WARM_UP_LIMIT.as_secs(),
-                "warming entitlements took too long: ready with part of them"
-            ),
-        }
+        cache::warm_up("entitlements", self.warm_entitlements()).await;
     }
 
-    /// See [`AllocationApi::warm_up`]: the cycle and how many retailers were read;
-    /// `None` when nothing is cached or no cycle has committed allocations.
-    async fn warm_entitlements(&self) -> Result<Option<(String, usize)>, ServiceError> {
+    /// See [`AllocationApi::warm_up`]: how many retailers were read.
+    async fn warm_entitlements(&self) -> Result<usize, ServiceError> {
         let cache = &self.entitlements;
         if !cache.bases.caches() {
-            return Ok(None);
+            return Ok(0);
         }
-        // What is read before the listeners connect would not be kept.
-        let live = &cache.live;
-        while !cache.bases.is_live() || (live.caches() && !live.consumption.is_live()) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        cache.bases.until_live().await;
+        cache.live.consumption.until_live().await;
         let mut conn = self.reads.acquire().await?;
         let Some(cycle) = catalog::cycle_to_warm(&mut conn, self.clock.now()).await? else {
             conn.release();
-            return Ok(None);
+            return Ok(0);
         };
         let retailers = runs::known_retailers(&mut conn, cache.capacity).await?;
         conn.release();
         let cycle = cycle.to_string();
+        tracing::info!(%cycle, retailers = retailers.len(), "warming entitlements");
         let (first, second) = retailers.split_at(retailers.len() / 2);
         let (a, b) = tokio::join!(self.read_each(first, &cycle), self.read_each(second, &cycle));
         a.and(b)?;
-        Ok(Some((cycle, retailers.len())))
+        Ok(retailers.len())
     }
 
     async fn read_each(&self, retailers: &[String], cycle: &str) -> Result<(), ServiceError> {
