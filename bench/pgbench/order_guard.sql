@@ -6,7 +6,7 @@
 -- stored response, audit record, replica/cycle/catalog reads, order lines, outbox
 -- event) is the service's overhead that the ratio exposes.
 --
--- Runs on scratch copies (schema pgbench_scratch, made by order_guard_setup.sql and
+-- Runs on scratch copies (schema pgbench_scratch, made by scratch_setup.sql and
 -- dropped afterwards by `distnet bench load place-order --pgbench`), so the demo's
 -- quota and supply are not consumed; their guards always take the accepting path,
 -- as the gRPC run's accepted orders do.

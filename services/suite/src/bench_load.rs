@@ -23,7 +23,7 @@
 //!   (`RESOURCE_EXHAUSTED/RATE_LIMITED`), transport failures (no answer from a server)
 //!   among them and also counted apart.
 //! - `--json` writes the figures for comparison between runs; `--pgbench` then runs the
-//!   installed `pgbench` with the equivalent SQL ([`PGBENCH_SCRIPTS`]) against the
+//!   installed `pgbench` with the equivalent SQL ([`reference`]) against the
 //!   suite's database at the same concurrency and duration and prints
 //!   `ratio = grpc_rate / pgbench_tps`: how much of the database's own rate the service
 //!   delivers.
@@ -122,21 +122,8 @@ const ENTITLEMENTS: &str = include_str!("../../../bench/pgbench/entitlements.sql
 const ENTITLEMENTS_LIVE: &str = include_str!("../../../bench/pgbench/entitlements_live.sql");
 const PLACE_ORDER: &str = include_str!("../../../bench/pgbench/place_order.sql");
 const ORDER_GUARD: &str = include_str!("../../../bench/pgbench/order_guard.sql");
-const ORDER_GUARD_SETUP: &str = include_str!("../../../bench/pgbench/order_guard_setup.sql");
-
-/// Scenario → the pgbench script (bench/pgbench/, embedded) it is compared with by
-/// default: the point select for the reads and the guarded order transaction for
-/// PlaceOrder (issue 8's references). `--pgbench-script` picks another of
-/// [`SCRIPTS`], e.g. the handler's own SQL (`list_page.sql`, `entitlements.sql`,
-/// `place_order.sql`) to see what the database alone makes of exactly that work.
-pub const PGBENCH_SCRIPTS: &[(Scenario, &str)] = &[
-    (Scenario::GetCustomer, "point_select.sql"),
-    (Scenario::ListCustomers, "point_select.sql"),
-    (Scenario::GetEntitlements, "point_select.sql"),
-    (Scenario::PlaceOrder, "order_guard.sql"),
-    (Scenario::Mixed, "point_select.sql"),
-    (Scenario::Ping, "point_select.sql"),
-];
+const LOG_INTERACTION: &str = include_str!("../../../bench/pgbench/log_interaction.sql");
+const SCRATCH_SETUP: &str = include_str!("../../../bench/pgbench/scratch_setup.sql");
 
 /// Every script: name, body, and the setup it needs first (its scratch tables are
 /// dropped afterwards).
@@ -146,8 +133,28 @@ pub const SCRIPTS: &[(&str, &str, Option<&str>)] = &[
     ("entitlements.sql", ENTITLEMENTS, None),
     ("entitlements_live.sql", ENTITLEMENTS_LIVE, None),
     ("place_order.sql", PLACE_ORDER, None),
-    ("order_guard.sql", ORDER_GUARD, Some(ORDER_GUARD_SETUP)),
+    ("order_guard.sql", ORDER_GUARD, Some(SCRATCH_SETUP)),
+    ("log_interaction.sql", LOG_INTERACTION, Some(SCRATCH_SETUP)),
 ];
+
+/// A scenario's pgbench reference (bench/pgbench/, embedded): each of its RPCs'
+/// equivalent script ([`Rpc::reference`]) weighted as the scenario weighs the RPC —
+/// the point select for a read, the guarded order transaction for PlaceOrder (issue
+/// 8's references), the interaction's insert for LogInteraction — so `mixed` is
+/// compared with the same mix of database work (`pgbench -f script@weight …`).
+/// `--pgbench-script` picks one other of [`SCRIPTS`] instead, e.g. the handler's own
+/// SQL (`list_page.sql`, `entitlements.sql`, `place_order.sql`) to see what the
+/// database alone makes of exactly that work.
+pub fn reference(scenario: Scenario) -> Vec<(&'static str, u32)> {
+    let mut scripts: Vec<(&'static str, u32)> = Vec::new();
+    for &(rpc, weight) in scenario.mix() {
+        match scripts.iter_mut().find(|(name, _)| *name == rpc.reference()) {
+            Some((_, sum)) => *sum += weight,
+            None => scripts.push((rpc.reference(), weight)),
+        }
+    }
+    scripts
+}
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct LoadArgs {
@@ -255,6 +262,17 @@ impl Rpc {
 
     fn on_allocation(self) -> bool {
         matches!(self, Self::GetEntitlements | Self::PlaceOrder)
+    }
+
+    /// The pgbench script that does the database work the call cannot do without.
+    fn reference(self) -> &'static str {
+        match self {
+            Self::GetCustomer | Self::ListCustomers | Self::GetEntitlements | Self::Ping => {
+                "point_select.sql"
+            }
+            Self::PlaceOrder => "order_guard.sql",
+            Self::LogInteraction => "log_interaction.sql",
+        }
     }
 }
 
@@ -734,7 +752,8 @@ struct HotProduct {
 
 /// pgbench's figures.
 struct PgbenchRun {
-    script: &'static str,
+    /// The script, or the weighted scripts (`a.sql@80 + b.sql@20`).
+    script: String,
     command: String,
     tps: f64,
     latency_avg_ms: Option<f64>,
@@ -1440,15 +1459,27 @@ async fn pgbench(
     plan: &Plan,
     retailers: &[(String, String)],
 ) -> anyhow::Result<PgbenchRun> {
-    let Some((_, default)) = PGBENCH_SCRIPTS.iter().find(|(s, _)| *s == args.scenario) else {
-        anyhow::bail!("no pgbench script for {}", args.scenario.name());
+    let wanted = match args.pgbench_script.as_deref() {
+        Some(script) => vec![(script, 1)],
+        None => reference(args.scenario),
     };
-    let wanted = args.pgbench_script.as_deref().unwrap_or(default);
-    let Some(&(script, body, setup)) = SCRIPTS.iter().find(|(name, ..)| *name == wanted) else {
-        anyhow::bail!(
-            "no pgbench script {wanted}; there are {}",
-            SCRIPTS.iter().map(|(n, ..)| *n).collect::<Vec<_>>().join(", ")
-        );
+    let mut scripts: Vec<(&str, &str, Option<&str>, u32)> = Vec::with_capacity(wanted.len());
+    for (name, weight) in wanted {
+        let Some(&(script, body, setup)) = SCRIPTS.iter().find(|(n, ..)| *n == name) else {
+            anyhow::bail!(
+                "no pgbench script {name}; there are {}",
+                SCRIPTS.iter().map(|(n, ..)| *n).collect::<Vec<_>>().join(", ")
+            );
+        };
+        scripts.push((script, body, setup, weight));
+    }
+    let script = match scripts.as_slice() {
+        [(name, ..)] => (*name).to_string(),
+        _ => scripts
+            .iter()
+            .map(|(name, .., weight)| format!("{name}@{weight}"))
+            .collect::<Vec<_>>()
+            .join(" + "),
     };
     let binary = pgbench_binary().context(
         "pgbench is neither on PATH nor under /usr/lib/postgresql/*/bin (apt-get install postgresql-client)",
@@ -1474,8 +1505,12 @@ async fn pgbench(
         format!("cycle={}", plan.cycle.trim_start_matches("cycles/")),
         format!("sku={}", plan.product.trim_start_matches("products/")),
     ];
-    let path = std::env::temp_dir().join(format!("distnet-bench-{}-{script}", std::process::id()));
-    std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
+    let mut paths = Vec::with_capacity(scripts.len());
+    for (name, body, ..) in &scripts {
+        let path = std::env::temp_dir().join(format!("distnet-bench-{}-{name}", std::process::id()));
+        std::fs::write(&path, body).with_context(|| format!("writing {}", path.display()))?;
+        paths.push(path);
+    }
     let seconds = (args.duration.ceil() as u64).max(1);
     let clients = args.concurrency.to_string();
     let threads = args.concurrency.min(4).to_string();
@@ -1489,51 +1524,69 @@ async fn pgbench(
         &threads,
         "-T",
         &seconds.to_string(),
-        "-f",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
-    command_args.push(path.display().to_string());
-    // Only what the script uses; pgbench refuses `-D name=` (an empty value), so a
+    let mut shown_args = command_args.clone();
+    for ((name, .., weight), path) in scripts.iter().zip(&paths) {
+        let weight = if scripts.len() > 1 {
+            format!("@{weight}")
+        } else {
+            String::new()
+        };
+        command_args.extend(["-f".to_string(), format!("{}{weight}", path.display())]);
+        shown_args.extend(["-f".to_string(), format!("bench/pgbench/{name}{weight}")]);
+    }
+    // Only what the scripts use; pgbench refuses `-D name=` (an empty value), so a
     // script that needs a missing one fails loudly.
     let used = |var: &&String| {
         let name = var.split('=').next().unwrap_or_default();
-        !var.ends_with('=') && body.contains(&format!(":{name}"))
+        !var.ends_with('=')
+            && scripts
+                .iter()
+                .any(|(_, body, ..)| body.contains(&format!(":{name}")))
     };
     for var in vars.iter().filter(used) {
-        command_args.push("-D".into());
-        command_args.push(var.clone());
+        for args in [&mut command_args, &mut shown_args] {
+            args.push("-D".into());
+            args.push(var.clone());
+        }
     }
-    let temporary = path.display().to_string();
     let shown = format!(
         "{} {} <database url>",
         binary.display(),
-        command_args
+        shown_args
             .iter()
-            .map(|a| match a {
-                a if *a == temporary => format!("bench/pgbench/{script}"),
-                a if a.contains(['{', ' ']) => format!("'{a}'"),
-                a => a.clone(),
+            .map(|a| if a.contains(['{', ' ']) {
+                format!("'{a}'")
+            } else {
+                a.clone()
             })
             .collect::<Vec<_>>()
             .join(" ")
     );
     println!("running pgbench {script} for {seconds} s with {clients} clients");
-    let mut scratch = match setup {
-        Some(setup) => {
-            use sqlx::Connection as _;
-            let mut conn = sqlx::PgConnection::connect(&url)
-                .await
-                .context("connecting for the script's setup")?;
-            sqlx::raw_sql(setup)
-                .execute(&mut conn)
-                .await
-                .context("the script's setup")?;
-            Some(conn)
-        }
-        None => None,
-    };
+    // The scripts that write share one scratch schema, made by one setup.
+    let mut setups: Vec<&str> = scripts.iter().filter_map(|(.., setup, _)| *setup).collect();
+    setups.sort_unstable();
+    setups.dedup();
+    let mut scratch = None;
+    for setup in setups {
+        use sqlx::Connection as _;
+        let conn = match scratch.as_mut() {
+            Some(conn) => conn,
+            None => scratch.insert(
+                sqlx::PgConnection::connect(&url)
+                    .await
+                    .context("connecting for the scripts' setup")?,
+            ),
+        };
+        sqlx::raw_sql(setup)
+            .execute(&mut *conn)
+            .await
+            .context("the scripts' setup")?;
+    }
     let output = tokio::time::timeout(
         Duration::from_secs(seconds + 120),
         tokio::process::Command::new(&binary)
@@ -1543,7 +1596,9 @@ async fn pgbench(
             .output(),
     )
     .await;
-    let _ = std::fs::remove_file(&path);
+    for path in &paths {
+        let _ = std::fs::remove_file(path);
+    }
     if let Some(conn) = scratch.as_mut() {
         let _ = sqlx::raw_sql("DROP SCHEMA IF EXISTS pgbench_scratch CASCADE")
             .execute(conn)
@@ -1725,17 +1780,28 @@ mod tests {
     }
 
     #[test]
-    fn every_scenario_has_one_pgbench_script_and_the_mix_adds_up() {
+    fn every_scenario_has_its_pgbench_reference_and_the_mix_adds_up() {
         use clap::ValueEnum as _;
         for scenario in Scenario::value_variants() {
-            let scripts: Vec<_> = PGBENCH_SCRIPTS.iter().filter(|(s, ..)| s == scenario).collect();
-            assert_eq!(scripts.len(), 1, "{scenario:?}");
-            let body = SCRIPTS
-                .iter()
-                .find(|(name, ..)| *name == scripts[0].1)
-                .map(|s| s.1);
-            assert!(body.is_some_and(|b| b.contains("\\set")), "{scenario:?}");
+            let scripts = reference(*scenario);
+            let weights: u32 = scripts.iter().map(|(_, w)| w).sum();
+            let of_mix: u32 = scenario.mix().iter().map(|(_, w)| w).sum();
+            assert_eq!(weights, of_mix, "{scenario:?}");
+            for (script, _) in scripts {
+                let body = SCRIPTS.iter().find(|(name, ..)| *name == script).map(|s| s.1);
+                assert!(body.is_some_and(|b| b.contains("\\set")), "{scenario:?}");
+            }
         }
+        assert_eq!(reference(Scenario::GetCustomer), [("point_select.sql", 1)]);
+        assert_eq!(reference(Scenario::PlaceOrder), [("order_guard.sql", 1)]);
+        assert_eq!(
+            reference(Scenario::Mixed),
+            [
+                ("point_select.sql", 80),
+                ("order_guard.sql", 10),
+                ("log_interaction.sql", 10)
+            ]
+        );
         assert_eq!(MIXED.iter().map(|(_, w)| w).sum::<u32>(), 100);
         let mut rng = Rng::new(7);
         let mut seen = [0u32; RPCS.len()];

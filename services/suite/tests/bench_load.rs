@@ -208,10 +208,11 @@ async fn pgbench_scripts_run(pgbench: &std::path::Path, db_url: &str) {
         "entitlements_live.sql",
         "place_order.sql",
         "order_guard.sql",
+        "log_interaction.sql",
     ] {
-        if script == "order_guard.sql" {
+        if ["order_guard.sql", "log_interaction.sql"].contains(&script) {
             use sqlx::Connection as _;
-            let setup = std::fs::read_to_string(dir.join("order_guard_setup.sql")).expect("setup script");
+            let setup = std::fs::read_to_string(dir.join("scratch_setup.sql")).expect("setup script");
             let mut conn = sqlx::PgConnection::connect(db_url).await.expect("connect");
             sqlx::raw_sql(&setup)
                 .execute(&mut conn)
@@ -436,6 +437,35 @@ async fn bench_load_measures_get_customer_and_place_order_against_the_real_servi
             accepted,
             "{sku}: {report:#}"
         );
+    }
+
+    // A call-center day, against the same mix of database work: point selects for
+    // its reads, the guarded order and the interaction's insert for its writes.
+    let mut extra = vec!["--warmup", "0"];
+    if pgbench.is_some() {
+        extra.extend(["--pgbench", "--database-url", &db_url]);
+    }
+    let report = bench(&running, "mixed", &extra).await;
+    assert_sane(&report, "mixed");
+    for rpc in [
+        "GetCustomer",
+        "ListCustomers",
+        "GetEntitlements",
+        "PlaceOrder",
+        "LogInteraction",
+    ] {
+        assert!(
+            number(&report, &format!("/rpcs/{rpc}/calls")) > 0.0,
+            "{rpc}: {report:#}"
+        );
+    }
+    if pgbench.is_some() {
+        assert_eq!(
+            report["pgbench"]["script"], "point_select.sql@80 + order_guard.sql@10 + log_interaction.sql@10",
+            "{report:#}"
+        );
+        assert!(number(&report, "/pgbench/tps") > 0.0, "{report:#}");
+        assert_eq!(number(&report, "/pgbench/failed"), 0.0, "{report:#}");
     }
 
     running.stop().await;
