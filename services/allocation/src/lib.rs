@@ -100,9 +100,14 @@ pub async fn serve_with_clock(
         entitlements,
         settings.database.read_connections,
     ));
-    // Ready once the entitlements the call center reads now are in memory.
+    // Ready once the entitlements the call center reads now are in memory; kept there
+    // after every commit from then on.
     let warming = api.clone();
-    let ready: server::Ready = Box::pin(async move { warming.warm_up().await });
+    let keeping = shutdown.subscribe();
+    let ready: server::Ready = Box::pin(async move {
+        warming.warm_up().await;
+        tokio::spawn(warming.keep_warm(keeping));
+    });
     let inbox = EventInbox::new(pool, events::Consumer, api::DOMAIN);
     let limit = settings.server.max_message_bytes;
     let routes = Routes::new(

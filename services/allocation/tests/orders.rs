@@ -1086,6 +1086,73 @@ async fn a_replica_reads_the_entitlements_of_the_cycle_into_memory_before_it_rep
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_commit_every_replica_reads_the_cycle_into_memory_again() {
+    // Both replicas started before anything was committed: their start-up warm-up read
+    // nothing. The commit empties every replica's entitlements; each reads them again
+    // on its own, before any retailer is asked for.
+    let db = migrated_db().await;
+    let mut settings = distnet_testkit::settings(&db.url);
+    settings.allocation.entitlements_live_max_age_seconds = 3_600;
+    let one = TestService::start_with(&settings).await;
+    let two = TestService::start_with(&settings).await;
+    let retailers: Vec<Retailer> = (1..=60)
+        .map(|i| Retailer::new(format!("r-{i:02}"), 1 + i % 3))
+        .collect();
+    one.know(&retailers).await;
+    let mut planner = one.planner();
+    scarce_product(
+        &mut planner,
+        "zhonghua",
+        130,
+        100,
+        tier_quota(1, 3, Some(6), Some(2)),
+    )
+    .await;
+    commit(&mut planner, &["zhonghua"]).await;
+
+    // Each retailer is asked for once, right after the supply changed quietly (no
+    // trigger, no announcement): a read on demand sees the change, and only what was
+    // read into memory before it does not — which a retailer never asked for can only
+    // be by the replica's own reading.
+    let mut conn = {
+        use sqlx::Connection as _;
+        sqlx::PgConnection::connect(&db.url).await.expect("connect")
+    };
+    for (replica, name) in [(&one, "one"), (&two, "two")] {
+        let mut agent = replica.agent(&["area-01"]);
+        let mut from_memory = None;
+        for retailer in &retailers {
+            sqlx::raw_sql(
+                "BEGIN; SET LOCAL session_replication_role = replica; \
+                 UPDATE allocation.supplies SET confirmed = 1 - confirmed WHERE sku = 'zhonghua'; COMMIT",
+            )
+            .execute(&mut conn)
+            .await
+            .expect("quietly changed");
+            let confirmed: i64 =
+                sqlx::query_scalar("SELECT confirmed FROM allocation.supplies WHERE sku = 'zhonghua'")
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect("confirmed");
+            let e = entitlement_of(&mut agent, &retailer.id)
+                .await
+                .expect("entitlement");
+            if e.supply_remaining != 30 - confirmed {
+                from_memory = Some(retailer.id.clone());
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert!(
+            from_memory.is_some(),
+            "replica {name}: every retailer was read on demand, none from memory"
+        );
+    }
+    one.stop().await;
+    two.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumption_and_supply_are_read_again_once_older_than_their_maximum_age() {
     // The replica that took an order died before announcing it: the others catch up
     // when what they hold is older than `entitlements_live_max_age_seconds`.

@@ -25,6 +25,7 @@
 //!   bare `NOTIFY allocation_live`).
 
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,7 +56,66 @@ pub struct EntitlementCache {
     /// the entries share one list.
     products: Mutex<Option<Products>>,
     live: Arc<LiveCache>,
+    emptied: Arc<Emptied>,
 }
+
+/// How often the make-up was emptied wholesale (a commit, a reconnected listener) and
+/// how far the last warm-up got: [`AllocationApi::keep_warm`] reads the cycle again
+/// when they differ.
+#[derive(Default)]
+struct Emptied {
+    times: AtomicU64,
+    /// `times` when the last warm-up started.
+    warmed: AtomicU64,
+    wake: tokio::sync::Notify,
+}
+
+impl Emptied {
+    fn mark(&self) {
+        self.times.fetch_add(1, AtomicOrdering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    fn warming(&self) {
+        self.warmed
+            .store(self.times.load(AtomicOrdering::SeqCst), AtomicOrdering::SeqCst);
+    }
+
+    fn since_warmed(&self) -> bool {
+        self.times.load(AtomicOrdering::SeqCst) != self.warmed.load(AtomicOrdering::SeqCst)
+    }
+}
+
+/// The make-up's [`Follower`]: the cache, and a mark for [`AllocationApi::keep_warm`]
+/// whenever it is emptied wholesale.
+struct BasesFollower {
+    bases: Arc<Cache<Arc<EntitlementBase>>>,
+    emptied: Arc<Emptied>,
+}
+
+impl Follower for BasesFollower {
+    fn notified(&self, key: &str) {
+        self.bases.notified(key);
+        if key == EVERYTHING {
+            self.emptied.mark();
+        }
+    }
+
+    fn set_live(&self, live: bool) {
+        self.bases.set_live(live);
+        if live {
+            self.emptied.mark();
+        }
+    }
+
+    fn caches(&self) -> bool {
+        self.bases.caches()
+    }
+}
+
+/// How long [`AllocationApi::keep_warm`] lets a burst of commits (one a product) pass
+/// before it reads the cycle again.
+const REWARM_AFTER: Duration = Duration::from_millis(500);
 
 impl EntitlementCache {
     /// Up to `capacity` retailers (0: nothing is cached), their consumption and the
@@ -73,12 +133,16 @@ impl EntitlementCache {
                 max_age: live_max_age.min(MAX_LIVE_AGE),
                 announcer,
             }),
+            emptied: Arc::default(),
         })
     }
 
     /// For [`distnet_platform::cache::listen`] on [`CHANGES_CHANNEL`].
-    pub fn bases(&self) -> Arc<Cache<Arc<EntitlementBase>>> {
-        self.bases.clone()
+    pub fn bases(&self) -> Arc<dyn Follower> {
+        Arc::new(BasesFollower {
+            bases: self.bases.clone(),
+            emptied: self.emptied.clone(),
+        })
     }
 
     /// For [`distnet_platform::cache::listen`] on [`LIVE_CHANNEL`].
@@ -89,6 +153,7 @@ impl EntitlementCache {
     /// Forgets everything (this replica committed allocations).
     pub fn clear(&self) {
         self.bases.clear();
+        self.emptied.mark();
         self.supplied();
     }
 
@@ -400,6 +465,34 @@ impl AllocationApi {
         cache::warm_up("entitlements", self.warm_entitlements()).await;
     }
 
+    /// After [`AllocationApi::warm_up`], until `shutdown`: whenever the make-up was
+    /// emptied wholesale — a commit of allocations, tiers or snapshots on any replica
+    /// (`*`), or the listener reconnected — reads the cycle into memory again, once a
+    /// burst of such changes has passed ([`REWARM_AFTER`]), so that the calls after a
+    /// commit are served from memory as soon as the replica can read them instead of
+    /// each one going to the database on its first call. The replica stays ready
+    /// meanwhile: what is not read yet is read on demand.
+    pub async fn keep_warm(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let emptied = self.entitlements.emptied.clone();
+        loop {
+            tokio::select! {
+                () = emptied.wake.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+            tokio::select! {
+                () = tokio::time::sleep(REWARM_AFTER) => {}
+                _ = shutdown.changed() => return,
+            }
+            if !emptied.since_warmed() {
+                continue;
+            }
+            tokio::select! {
+                () = cache::warm_up("entitlements again", self.warm_entitlements()) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
     /// See [`AllocationApi::warm_up`]: how many retailers were read.
     async fn warm_entitlements(&self) -> Result<usize, ServiceError> {
         let cache = &self.entitlements;
@@ -408,6 +501,8 @@ impl AllocationApi {
         }
         cache.bases.until_live().await;
         cache.live.consumption.until_live().await;
+        // Emptied after this is read again (a read that raced it is not kept).
+        cache.emptied.warming();
         let mut conn = self.reads.acquire().await?;
         let Some(cycle) = catalog::cycle_to_warm(&mut conn, self.clock.now()).await? else {
             conn.release();
