@@ -10,6 +10,7 @@ mod demo;
 mod demo_allocation;
 mod demo_logistics;
 mod demo_relationship;
+mod probe;
 mod seed;
 mod up;
 
@@ -100,6 +101,10 @@ enum Command {
     /// Print who may call what: every service's access table, as the servers enforce
     /// it (Markdown, as in the README).
     Access,
+    /// Ask this host's server of a service whether its API is ready (exit status 0
+    /// when SERVING), over TLS when its URL is https:// — the production overlay's
+    /// readiness probe, where the kubelet's gRPC probe cannot speak TLS.
+    Probe(probe::ProbeArgs),
     /// Load a deterministic synthetic network into a running suite.
     Seed {
         #[arg(long, default_value_t = 11_500)]
@@ -324,6 +329,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", access_tables());
             Ok(())
         }
+        Command::Probe(args) => probe::run(&settings, args).await,
         Command::Seed {
             retailers,
             seed,

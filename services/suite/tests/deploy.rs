@@ -396,6 +396,20 @@ fn check_rendered(r: &Rendered, tls: bool) {
             "{what}: Deployment {service} does not expose {port}"
         );
         for which in ["startupProbe", "readinessProbe", "livenessProbe"] {
+            if tls && which == "readinessProbe" {
+                // The kubelet cannot ask a TLS server for its API's health: the image's
+                // `distnet probe` does, for this service.
+                let command: Vec<&str> = seq_at(container, &["readinessProbe", "exec", "command"])
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect();
+                assert_eq!(
+                    command,
+                    ["/usr/local/bin/distnet", "probe", service],
+                    "{what}: {service}'s readiness must run `distnet probe {service}`"
+                );
+                continue;
+            }
             let (probe_port, probe_kind) = probe(container, which)
                 .unwrap_or_else(|| panic!("{what}: Deployment {service} has no grpc or tcpSocket {which}"));
             assert_eq!(
@@ -779,6 +793,15 @@ fn compose_runs_the_suite_with_a_collector_and_read_only_containers() {
                 .first()
                 .is_some_and(|e| e.ends_with(&format!("{service}-svc"))),
             "compose: {service} does not run {service}-svc: {entrypoint:?}"
+        );
+        let health: Vec<&str> = seq_at(s, &["healthcheck", "test"])
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(
+            health,
+            ["CMD", "/usr/local/bin/distnet", "probe", service],
+            "compose: {service}'s healthcheck must run `distnet probe {service}`"
         );
         assert_eq!(
             str_at(s, &["depends_on", "migrate", "condition"]),

@@ -180,6 +180,64 @@ async fn the_suite_runs_over_mutual_tls_and_refuses_clients_without_a_certificat
         assert!(plaintext, "{addr}: a plaintext client was served");
     }
 
+    // The production overlay's readiness probe: `distnet probe <service>` asks this
+    // host's server for its API's health over mutual TLS, verifying the certificate
+    // for the host of the service's URL (`localhost`, which the certificate carries).
+    let probe = |service: &'static str,
+                 addr: std::net::SocketAddr,
+                 extra: &'static [&'static str],
+                 with_cert: bool| {
+        let certs = certs.clone();
+        async move {
+            let prefix = format!("DISTNET__SERVICES__{}", service.to_uppercase());
+            let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_distnet"));
+            command
+                .args(["probe", service])
+                .args(extra)
+                .env(format!("{prefix}__PORT"), addr.port().to_string())
+                .env(
+                    format!("{prefix}__URL"),
+                    format!("https://localhost:{}", addr.port()),
+                )
+                .env("DISTNET__TLS__CA_PATH", certs.join("ca.pem"))
+                .env("DISTNET__TELEMETRY__LOG_FILTER", "warn")
+                .kill_on_drop(true);
+            if with_cert {
+                command
+                    .env("DISTNET__TLS__CERT_PATH", certs.join("service.pem"))
+                    .env("DISTNET__TLS__KEY_PATH", certs.join("service.key"));
+            }
+            let output = command.output().await.expect("distnet probe runs");
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+            )
+        }
+    };
+    let names = ["customers", "accreditation", "allocation", "logistics"];
+    for (service, addr) in names.into_iter().zip(addrs.iter().copied()) {
+        let said = eventually(&format!("{service} ready by its probe"), || async move {
+            let (ok, said) = probe(service, addr, &[], true).await;
+            ok.then_some(said)
+        })
+        .await;
+        assert!(
+            said.starts_with(&format!("distnet.{service}.v1."))
+                && said.trim_end().ends_with("Service: SERVING"),
+            "{service}: {said}"
+        );
+        let (alive, said) = probe(service, addr, &["--alive"], true).await;
+        assert!(
+            alive && said.starts_with("the server: SERVING"),
+            "{service}: {said}"
+        );
+        let (ok, _) = probe(service, addr, &[], false).await;
+        assert!(
+            !ok,
+            "{service}: a probe without the service's certificate was answered"
+        );
+    }
+
     shutdown.trigger();
     for handle in handles {
         handle.wait().await.expect("clean shutdown");

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
 
-use crate::settings::TlsSettings;
+use crate::settings::{ServiceEndpoint, TlsSettings};
 
 fn read(path: &str, what: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading the {what} at {path}"))
@@ -50,17 +50,54 @@ pub fn endpoint(url: &str, settings: &TlsSettings, timeout: Duration) -> anyhow:
         .connect_timeout(Duration::from_secs(2))
         .timeout(timeout);
     if url.starts_with("https://") {
-        let mut config = ClientTlsConfig::new();
-        if !settings.ca_path.is_empty() {
-            config = config.ca_certificate(Certificate::from_pem(read(&settings.ca_path, "CA")?));
-        }
-        if settings.enabled() {
-            config = config.identity(Identity::from_pem(
-                read(&settings.cert_path, "certificate")?,
-                read(&settings.key_path, "private key")?,
-            ));
-        }
-        endpoint = endpoint.tls_config(config)?;
+        endpoint = endpoint.tls_config(client_config(settings)?)?;
     }
     Ok(endpoint)
+}
+
+/// An endpoint for this host's own server of `service` — 127.0.0.1 on its port, as
+/// a probe inside its pod reaches it — speaking as the service's URL says: for an
+/// `https://` URL, TLS as [`endpoint`], the certificate verified for that URL's host
+/// (the name the certificate carries, not 127.0.0.1).
+pub fn local_endpoint(
+    service: &ServiceEndpoint,
+    settings: &TlsSettings,
+    timeout: Duration,
+) -> anyhow::Result<Endpoint> {
+    anyhow::ensure!(
+        service.port != 0,
+        "the service's port is picked at start (0): set services.<name>.port"
+    );
+    let https = service.url.starts_with("https://");
+    let scheme = if https { "https" } else { "http" };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://127.0.0.1:{}", service.port))?
+        .connect_timeout(timeout)
+        .timeout(timeout);
+    if https {
+        let url: tonic::codegen::http::Uri = service
+            .url
+            .parse()
+            .with_context(|| format!("the service URL {}", service.url))?;
+        let host = url
+            .host()
+            .with_context(|| format!("the service URL {} has no host", service.url))?;
+        endpoint = endpoint.tls_config(client_config(settings)?.domain_name(host))?;
+    }
+    Ok(endpoint)
+}
+
+/// The services' client side of TLS: the CA (`tls.ca_path`) and, when the servers
+/// speak TLS, their certificate as the client's.
+fn client_config(settings: &TlsSettings) -> anyhow::Result<ClientTlsConfig> {
+    let mut config = ClientTlsConfig::new();
+    if !settings.ca_path.is_empty() {
+        config = config.ca_certificate(Certificate::from_pem(read(&settings.ca_path, "CA")?));
+    }
+    if settings.enabled() {
+        config = config.identity(Identity::from_pem(
+            read(&settings.cert_path, "certificate")?,
+            read(&settings.key_path, "private key")?,
+        ));
+    }
+    Ok(config)
 }
