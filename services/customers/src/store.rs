@@ -192,6 +192,29 @@ pub async fn get(pool: &PgPool, id: &str) -> Result<Option<Customer>, ServiceErr
 }
 
 /// Reads and locks a customer for a change in `tx`.
+/// The read that a request's idempotency claim makes for a change of one customer
+/// ([`distnet_platform::idempotency::begin_reading`]): the customer `$8`, locked as
+/// [`get_for_update`] locks it, or one row of NULLs when there is none.
+pub static LOCKED_FOR_CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT c.* FROM (VALUES (1)) AS one (x) \
+         LEFT JOIN LATERAL (SELECT {COLUMNS} FROM customers WHERE id = $8 FOR UPDATE) AS c ON true"
+    )
+});
+
+/// The customer of [`LOCKED_FOR_CLAIM`]'s rows.
+pub fn locked_for_claim(rows: &[sqlx::postgres::PgRow]) -> Result<Option<Customer>, ServiceError> {
+    use sqlx::{FromRow as _, Row as _};
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let id: Option<String> = row.try_get("id")?;
+    if id.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(CustomerRow::from_row(row)?.into()))
+}
+
 pub async fn get_for_update(tx: &mut PgConnection, id: &str) -> Result<Option<Customer>, ServiceError> {
     let row: Option<CustomerRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM customers WHERE id = $1 FOR UPDATE"

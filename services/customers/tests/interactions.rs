@@ -115,18 +115,25 @@ async fn a_visit_two_kilometres_from_the_store_is_flagged() {
         .into_inner();
     assert_eq!(again.name, far.name);
 
-    rep.log_interaction(LogInteractionRequest {
-        request_id: "c-1".into(),
-        customer: "customers/r-1".into(),
-        channel: Channel::CallOut as i32,
-        outcome: "NO_ANSWER".into(),
-        ..LogInteractionRequest::default()
-    })
-    .await
-    .expect("a call");
+    let call = rep
+        .log_interaction(LogInteractionRequest {
+            request_id: "c-1".into(),
+            customer: "customers/r-1".into(),
+            channel: Channel::CallOut as i32,
+            outcome: "NO_ANSWER".into(),
+            ..LogInteractionRequest::default()
+        })
+        .await
+        .expect("a call")
+        .into_inner();
 
     let all = list(&mut rep, by_customer("customers/r-1")).await;
     assert_eq!(all.len(), 3);
+    // Each answer is the contact as stored (its time, the server's now, to the
+    // microsecond).
+    for logged in [&near, &far, &call] {
+        assert!(all.contains(logged), "{logged:?} not in {all:?}");
+    }
     assert!(
         all.windows(2)
             .all(|w| w[0].time.as_ref().map(|t| (t.seconds, t.nanos))
@@ -192,6 +199,11 @@ async fn contacts_are_validated_and_authorized() {
         .await
         .expect_err("other area");
     assert_eq!(hidden.code(), Code::NotFound);
+    let unknown = rep
+        .log_interaction(visit("v-u", "customers/no-such-shop", STORE))
+        .await
+        .expect_err("no such customer");
+    assert_eq!(unknown.code(), Code::NotFound);
 
     rep.log_interaction(visit("v-1", "customers/r-1", STORE))
         .await

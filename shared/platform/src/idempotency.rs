@@ -236,10 +236,34 @@ pub async fn begin<R: Message + Default>(
     })
 }
 
+/// Stores a fresh request's response (`$1` caller, `$2` request id, `$3` response).
+const STORE: &str = "UPDATE idempotency_keys SET response = $3 WHERE caller = $1 AND request_id = $2";
+
 impl IdempotencyKey {
     /// Stores the response with the transaction's effects.
     pub async fn complete(self, tx: &mut PgConnection, response: &impl Message) -> Result<(), ServiceError> {
-        self.store(tx, response, None, |query| query).await
+        self.store(tx, response, sqlx::query(STORE), |query| query).await
+    }
+
+    /// The statement of [`Self::complete_with`]: `writes` are the caller's own
+    /// data-modifying `WITH` clauses (`name AS (…), …`), whose parameters start at
+    /// `$4`. Build it once (a `LazyLock`).
+    pub fn completing_statement(writes: &str) -> String {
+        format!("WITH {writes} {STORE}")
+    }
+
+    /// [`Self::complete`] with the caller's own writes in the same round trip, for a
+    /// response known before they run: `statement` comes from
+    /// [`Self::completing_statement`], and `bind` binds the writes' parameters (`$4`
+    /// on) in order.
+    pub async fn complete_with<'q>(
+        self,
+        tx: &mut PgConnection,
+        response: &impl Message,
+        statement: &'q str,
+        bind: impl FnOnce(PgQuery<'q>) -> PgQuery<'q>,
+    ) -> Result<(), ServiceError> {
+        self.store(tx, response, sqlx::query(statement), bind).await
     }
 
     /// [`Outbox::publish`] then [`Self::complete`], in one round trip.
@@ -253,13 +277,11 @@ impl IdempotencyKey {
     ) -> Result<(), ServiceError> {
         static WITH_EVENTS: LazyLock<String> = LazyLock::new(|| IdempotencyKey::publishing_statement(""));
         let batch = outbox.batch([(aggregate, event)])?;
-        self.store(
-            tx,
-            response,
-            batch.map(|batch| (batch, WITH_EVENTS.as_str())),
-            |query| query,
-        )
-        .await
+        let query = match batch {
+            Some(batch) => batch.bind(sqlx::query(WITH_EVENTS.as_str())),
+            None => sqlx::query(STORE),
+        };
+        self.store(tx, response, query, |query| query).await
     }
 
     /// The statement of [`Self::complete_publishing_with`]: `writes` are the caller's
@@ -291,22 +313,19 @@ impl IdempotencyKey {
         let Some(batch) = outbox.batch([(aggregate, event)])? else {
             return Err(ServiceError::internal("a batch of one event came out empty"));
         };
-        self.store(tx, response, Some((batch, statement)), bind).await
+        self.store(tx, response, batch.bind(sqlx::query(statement)), bind)
+            .await
     }
 
+    /// Runs `query` — its parameters before the key's bound — with the key's caller,
+    /// request id and response, then `bind`'s.
     async fn store<'q>(
         self,
         tx: &mut PgConnection,
         response: &impl Message,
-        events: Option<(EventBatch<'q>, &'q str)>,
+        query: PgQuery<'q>,
         bind: impl FnOnce(PgQuery<'q>) -> PgQuery<'q>,
     ) -> Result<(), ServiceError> {
-        let query = match events {
-            Some((events, statement)) => events.bind(sqlx::query(statement)),
-            None => {
-                sqlx::query("UPDATE idempotency_keys SET response = $3 WHERE caller = $1 AND request_id = $2")
-            }
-        };
         bind(
             query
                 .bind(self.caller)

@@ -4,7 +4,9 @@
 use chrono::Duration;
 use distnet_platform::ServiceError;
 use distnet_platform::auth::{Caller, Role};
-use distnet_platform::idempotency::{self, Claim};
+use std::sync::LazyLock;
+
+use distnet_platform::idempotency;
 use distnet_platform::pagination;
 use distnet_platform::validate::{Violations, parse_name};
 use distnet_proto::customers::v1::{
@@ -15,7 +17,7 @@ use distnet_proto::customers::v1::{
 use super::CustomersApi;
 use crate::domain::access;
 use crate::domain::interactions;
-use crate::store::{interactions as stored, time_of};
+use crate::store::{self, interactions as stored, time_of};
 
 /// Roles that log contacts by hand: the staff who serve retailers.
 pub const INTERACTION_LOGGERS: &[Role] = &[
@@ -102,13 +104,24 @@ impl CustomersApi {
         let customer_id = parse_name(&request.customer, "customers", "customer")?.to_string();
 
         let mut tx = self.pool.begin().await?;
-        let key = match idempotency::claim(&mut tx, &caller, &request.request_id, "LogInteraction", &request)
-            .await?
+        // The claim and the customer's read (locked): one round trip.
+        static CLAIM_READING: LazyLock<String> =
+            LazyLock::new(|| idempotency::claim_statement(&store::LOCKED_FOR_CLAIM));
+        let (key, rows) = match idempotency::begin_reading(
+            &mut tx,
+            &caller,
+            &request.request_id,
+            "LogInteraction",
+            &request,
+            &CLAIM_READING,
+            |query| query.bind(customer_id.clone()),
+        )
+        .await?
         {
-            Claim::Replay(response) => return Ok(response),
-            Claim::Fresh(key) => key,
+            Ok(fresh) => fresh,
+            Err(replay) => return Ok(replay),
         };
-        let customer = super::customer_in_scope(&mut tx, &caller, &request.customer, &customer_id).await?;
+        let customer = super::readable(&caller, &request.customer, store::locked_for_claim(&rows)?)?;
         let check_in = match (&request.check_in, &customer.location) {
             (Some(at), Some(store)) => {
                 let point = (at.latitude, at.longitude);
@@ -125,25 +138,26 @@ impl CustomersApi {
         tasks.sort_unstable();
         tasks.dedup();
         let id = format!("ia-{}", uuid::Uuid::now_v7().simple());
-        let logged = stored::insert(
-            &mut tx,
-            &stored::NewInteraction {
-                id: &id,
-                customer_id: &customer_id,
-                area_id: &customer.area_id,
-                channel: request.channel,
-                actor: &caller.sub,
-                actor_role: caller.role.as_str(),
-                time,
-                outcome: &request.outcome,
-                notes: &request.notes,
-                check_in,
-                tasks: &tasks,
-                order_id: "",
-            },
-        )
-        .await?;
-        key.complete(&mut tx, &logged).await?;
+        let new = stored::NewInteraction {
+            id: &id,
+            customer_id: &customer_id,
+            area_id: &customer.area_id,
+            channel: request.channel,
+            actor: &caller.sub,
+            actor_role: caller.role.as_str(),
+            time,
+            outcome: &request.outcome,
+            notes: &request.notes,
+            check_in,
+            tasks: &tasks,
+            order_id: "",
+        };
+        // The interaction and the stored response: one round trip.
+        static LOG: LazyLock<String> =
+            LazyLock::new(|| idempotency::IdempotencyKey::completing_statement(&stored::INSERT));
+        let logged = new.to_wire();
+        key.complete_with(&mut tx, &logged, &LOG, |query| stored::bind_insert(query, &new))
+            .await?;
         tx.commit().await?;
         Ok(logged)
     }

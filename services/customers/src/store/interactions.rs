@@ -1,7 +1,10 @@
 //! Contacts with customers (table `interactions`).
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use distnet_platform::ServiceError;
+use distnet_platform::idempotency::PgQuery;
 use distnet_platform::pagination::Page;
 use distnet_proto::common::v1::LatLng;
 use distnet_proto::customers::v1::Interaction;
@@ -76,14 +79,36 @@ pub struct NewInteraction<'a> {
     pub order_id: &'a str,
 }
 
-pub async fn insert(tx: &mut PgConnection, n: &NewInteraction<'_>) -> Result<Interaction, ServiceError> {
-    let sql = format!(
-        "INSERT INTO interactions AS i (id, customer_id, area_id, channel, actor, actor_role, time, outcome, \
+/// The insert of an interaction with its parameters from `$first`, bound by
+/// [`bind_insert`].
+fn insert_statement(first: usize) -> String {
+    let values: Vec<String> = (first..first + 15).map(|n| format!("${n}")).collect();
+    format!(
+        "INSERT INTO interactions (id, customer_id, area_id, channel, actor, actor_role, time, outcome, \
          notes, check_in_latitude, check_in_longitude, check_in_distance_m, flagged, tasks, order_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING {COLUMNS}"
-    );
+         VALUES ({})",
+        values.join(", ")
+    )
+}
+
+/// The interaction's row, written by the statement that also stores the call's
+/// response ([`IdempotencyKey::complete_with`]): a data-modifying `WITH` clause whose
+/// parameters start at `$4`, bound by [`bind_insert`].
+///
+/// [`IdempotencyKey::complete_with`]: distnet_platform::idempotency::IdempotencyKey::complete_with
+pub static INSERT: LazyLock<String> = LazyLock::new(|| format!("inserted AS ({})", insert_statement(4)));
+
+/// Records `n` on its own (a delivery logged from its event).
+pub async fn insert(tx: &mut PgConnection, n: &NewInteraction<'_>) -> Result<(), ServiceError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| insert_statement(1));
+    bind_insert(sqlx::query(&SQL), n).execute(tx).await?;
+    Ok(())
+}
+
+/// Binds [`INSERT`]'s parameters.
+pub fn bind_insert<'q>(query: PgQuery<'q>, n: &NewInteraction<'q>) -> PgQuery<'q> {
     let tasks: Vec<i16> = n.tasks.iter().map(|&t| small(t)).collect();
-    let row: InteractionRow = sqlx::query_as(&sql)
+    query
         .bind(n.id)
         .bind(n.customer_id)
         .bind(n.area_id)
@@ -99,9 +124,31 @@ pub async fn insert(tx: &mut PgConnection, n: &NewInteraction<'_>) -> Result<Int
         .bind(n.check_in.is_some_and(|(_, _, f)| f))
         .bind(tasks)
         .bind(n.order_id)
-        .fetch_one(tx)
-        .await?;
-    Ok(row.into())
+}
+
+impl NewInteraction<'_> {
+    /// The interaction as [`INSERT`] stores it and reads answer it (its time to the
+    /// microsecond, as PostgreSQL keeps it).
+    pub fn to_wire(&self) -> Interaction {
+        use chrono::SubsecRound as _;
+        InteractionRow {
+            id: self.id.to_string(),
+            customer_id: self.customer_id.to_string(),
+            channel: small(self.channel),
+            actor: self.actor.to_string(),
+            actor_role: self.actor_role.to_string(),
+            time: self.time.trunc_subsecs(6),
+            outcome: self.outcome.to_string(),
+            notes: self.notes.to_string(),
+            check_in_latitude: self.check_in.map(|((lat, _), _, _)| lat),
+            check_in_longitude: self.check_in.map(|((_, lng), _, _)| lng),
+            check_in_distance_m: self.check_in.map(|(_, d, _)| d),
+            flagged: self.check_in.is_some_and(|(_, _, f)| f),
+            tasks: self.tasks.iter().map(|&t| small(t)).collect(),
+            order_id: self.order_id.to_string(),
+        }
+        .into()
+    }
 }
 
 /// Filters of `ListInteractions`.
