@@ -194,11 +194,15 @@ pub async fn get(pool: &PgPool, id: &str) -> Result<Option<Customer>, ServiceErr
 /// Reads and locks a customer for a change in `tx`.
 /// The read that a request's idempotency claim makes for a change of one customer
 /// ([`distnet_platform::idempotency::begin_reading`]): the customer `$8`, locked as
-/// [`get_for_update`] locks it, or one row of NULLs when there is none.
+/// [`get_for_update`] locks it, or one row of NULLs when there is none. Its filter
+/// reads the claim's `claimed`, so the claim is made before the lock is taken: a
+/// concurrent duplicate waits on the request id, as every claim makes it, and calls
+/// that lock the customer after claiming cannot deadlock with this one.
 pub static LOCKED_FOR_CLAIM: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT c.* FROM (VALUES (1)) AS one (x) \
-         LEFT JOIN LATERAL (SELECT {COLUMNS} FROM customers WHERE id = $8 FOR UPDATE) AS c ON true"
+         LEFT JOIN LATERAL (SELECT {COLUMNS} FROM customers \
+                             WHERE id = $8 AND (SELECT count(*) FROM claimed) >= 0 FOR UPDATE) AS c ON true"
     )
 });
 

@@ -1,9 +1,10 @@
 //! `distnet probe <service>`: the readiness check of a Kubernetes exec probe, for
 //! where the kubelet's own gRPC probe cannot go — a server that speaks TLS only (the
-//! production overlay). It asks this pod's server (127.0.0.1 on
-//! `services.<name>.port`) over the transport `services.<name>.url` names, with the
-//! service's own certificate, for the health of its API — SERVING once its caches are
-//! warm, NOT_SERVING while draining — and exits 0 only when SERVING.
+//! production overlay). It asks this pod's server (its `server.host`, loopback for a
+//! wildcard, on `services.<name>.port`) over the transport `services.<name>.url`
+//! names, with the service's own certificate, for the health of its API — SERVING
+//! once its caches are warm, NOT_SERVING while draining — and exits 0 only when
+//! SERVING.
 
 use std::time::Duration;
 
@@ -41,7 +42,8 @@ pub struct ProbeArgs {
     /// API is ready.
     #[arg(long)]
     pub alive: bool,
-    /// Seconds for connecting and for the answer, each.
+    /// Seconds for the whole check, connecting included (under the probe's own
+    /// timeout: `timeoutSeconds: 3` in the prod overlay).
     #[arg(long, default_value_t = 2.0)]
     pub timeout: f64,
 }
@@ -59,19 +61,25 @@ pub async fn run(settings: &Settings, args: ProbeArgs) -> anyhow::Result<()> {
         .get(&args.service)
         .with_context(|| format!("no settings for {}", args.service))?;
     let timeout = Duration::from_secs_f64(args.timeout.clamp(0.1, 60.0));
-    let channel = distnet_platform::tls::local_endpoint(endpoint, &settings.tls, timeout)?
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {} on port {}", args.service, endpoint.port))?;
+    let local =
+        distnet_platform::tls::local_endpoint(endpoint, &settings.server.host, &settings.tls, timeout)?;
     let asked = if args.alive { "" } else { api };
-    let status = HealthClient::new(channel)
-        .check(HealthCheckRequest {
-            service: asked.to_string(),
-        })
+    let check = async {
+        let channel = local
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {} on port {}", args.service, endpoint.port))?;
+        let answer = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: asked.to_string(),
+            })
+            .await
+            .with_context(|| format!("asking {} for its health", args.service))?;
+        anyhow::Ok(answer.into_inner().status())
+    };
+    let status = tokio::time::timeout(timeout, check)
         .await
-        .with_context(|| format!("asking {} for its health", args.service))?
-        .into_inner()
-        .status();
+        .map_err(|_| anyhow::anyhow!("{} did not answer within {timeout:?}", args.service))??;
     let shown = if asked.is_empty() { "the server" } else { asked };
     println!("{shown}: {}", status.as_str_name());
     anyhow::ensure!(status == ServingStatus::Serving, "{shown} is not serving");

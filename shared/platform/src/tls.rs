@@ -55,12 +55,14 @@ pub fn endpoint(url: &str, settings: &TlsSettings, timeout: Duration) -> anyhow:
     Ok(endpoint)
 }
 
-/// An endpoint for this host's own server of `service` — 127.0.0.1 on its port, as
-/// a probe inside its pod reaches it — speaking as the service's URL says: for an
-/// `https://` URL, TLS as [`endpoint`], the certificate verified for that URL's host
-/// (the name the certificate carries, not 127.0.0.1).
+/// An endpoint for this host's own server of `service` — bound to `bound` (the
+/// server's `server.host`; loopback for a wildcard) on its port, as a probe inside
+/// its pod reaches it — speaking as the service's URL says: for an `https://` URL,
+/// TLS as [`endpoint`], the certificate verified for that URL's host (the name the
+/// certificate carries, not the address dialled).
 pub fn local_endpoint(
     service: &ServiceEndpoint,
+    bound: &str,
     settings: &TlsSettings,
     timeout: Duration,
 ) -> anyhow::Result<Endpoint> {
@@ -68,9 +70,15 @@ pub fn local_endpoint(
         service.port != 0,
         "the service's port is picked at start (0): set services.<name>.port"
     );
+    let address = match bound.trim_start_matches('[').trim_end_matches(']') {
+        "" | "0.0.0.0" => "127.0.0.1".to_string(),
+        "::" => "[::1]".to_string(),
+        ip if ip.contains(':') => format!("[{ip}]"),
+        host => host.to_string(),
+    };
     let https = service.url.starts_with("https://");
     let scheme = if https { "https" } else { "http" };
-    let mut endpoint = Endpoint::from_shared(format!("{scheme}://127.0.0.1:{}", service.port))?
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}:{}", service.port))?
         .connect_timeout(timeout)
         .timeout(timeout);
     if https {
@@ -81,6 +89,8 @@ pub fn local_endpoint(
         let host = url
             .host()
             .with_context(|| format!("the service URL {} has no host", service.url))?;
+        // An IPv6 literal comes bracketed; the certificate names the address bare.
+        let host = host.trim_start_matches('[').trim_end_matches(']');
         endpoint = endpoint.tls_config(client_config(settings)?.domain_name(host))?;
     }
     Ok(endpoint)

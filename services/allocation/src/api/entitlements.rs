@@ -81,6 +81,10 @@ impl Emptied {
             .store(self.times.load(AtomicOrdering::SeqCst), AtomicOrdering::SeqCst);
     }
 
+    fn times(&self) -> u64 {
+        self.times.load(AtomicOrdering::SeqCst)
+    }
+
     fn since_warmed(&self) -> bool {
         self.times.load(AtomicOrdering::SeqCst) != self.warmed.load(AtomicOrdering::SeqCst)
     }
@@ -113,9 +117,11 @@ impl Follower for BasesFollower {
     }
 }
 
-/// How long [`AllocationApi::keep_warm`] lets a burst of commits (one a product) pass
-/// before it reads the cycle again.
-const REWARM_AFTER: Duration = Duration::from_millis(500);
+/// How long [`AllocationApi::keep_warm`] waits for no further emptying — a burst of
+/// commits (one a product) passing — before it reads the cycle again, and how many
+/// such waits at most.
+const REWARM_QUIET: Duration = Duration::from_millis(500);
+const REWARM_WAITS: u32 = 10;
 
 impl EntitlementCache {
     /// Up to `capacity` retailers (0: nothing is cached), their consumption and the
@@ -468,7 +474,7 @@ impl AllocationApi {
     /// After [`AllocationApi::warm_up`], until `shutdown`: whenever the make-up was
     /// emptied wholesale — a commit of allocations, tiers or snapshots on any replica
     /// (`*`), or the listener reconnected — reads the cycle into memory again, once a
-    /// burst of such changes has passed ([`REWARM_AFTER`]), so that the calls after a
+    /// burst of such changes has passed ([`REWARM_QUIET`]), so that the calls after a
     /// commit are served from memory as soon as the replica can read them instead of
     /// each one going to the database on its first call. The replica stays ready
     /// meanwhile: what is not read yet is read on demand.
@@ -479,9 +485,17 @@ impl AllocationApi {
                 () = emptied.wake.notified() => {}
                 _ = shutdown.changed() => return,
             }
-            tokio::select! {
-                () = tokio::time::sleep(REWARM_AFTER) => {}
-                _ = shutdown.changed() => return,
+            let mut seen = emptied.times();
+            for _ in 0..REWARM_WAITS {
+                tokio::select! {
+                    () = tokio::time::sleep(REWARM_QUIET) => {}
+                    _ = shutdown.changed() => return,
+                }
+                let now = emptied.times();
+                if now == seen {
+                    break;
+                }
+                seen = now;
             }
             if !emptied.since_warmed() {
                 continue;
@@ -518,9 +532,13 @@ impl AllocationApi {
         Ok(retailers.len())
     }
 
+    /// Reads each retailer's entitlements in `cycle` but those in memory already (read
+    /// by a call since the cache was emptied).
     async fn read_each(&self, retailers: &[String], cycle: &str) -> Result<(), ServiceError> {
         for customer in retailers {
-            self.read_entitlements(customer, cycle).await?;
+            if self.entitlements.get(customer, cycle).is_none() {
+                self.read_entitlements(customer, cycle).await?;
+            }
         }
         Ok(())
     }
