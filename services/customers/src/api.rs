@@ -207,18 +207,32 @@ fn holder(customer: &Customer) -> Holder<'_> {
     }
 }
 
-/// The customer `name` (id `id`) read and locked in `tx` when `caller` may read it;
-/// `NOT_FOUND` otherwise, so that existence does not leak.
-async fn customer_in_scope(
+/// A change about one customer begins: the request's idempotency claim and the
+/// customer `name` (id `id`) read and locked in `tx`, in one round trip.
+/// `Ok(Ok((key, customer)))` to do the work when `caller` may read the customer,
+/// `Ok(Err(response))` to replay a stored response; `NOT_FOUND` when the customer is
+/// not there or out of scope, so that existence does not leak.
+async fn claim_customer<R: prost::Message + Default>(
     tx: &mut sqlx::PgConnection,
     caller: &Caller,
+    (request_id, method, request): (&str, &'static str, &impl prost::Message),
     name: &str,
     id: &str,
-) -> Result<Customer, ServiceError> {
-    store::get_for_update(tx, id)
-        .await?
-        .filter(|c| access::may_read(caller, holder(c)))
-        .ok_or_else(|| ServiceError::not_found(name))
+) -> Result<Result<(idempotency::IdempotencyKey, Customer), R>, ServiceError> {
+    static CLAIM_READING: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| idempotency::claim_statement(&store::LOCKED_FOR_CLAIM));
+    let bind_id = id.to_string();
+    match idempotency::begin_reading(tx, caller, request_id, method, request, &CLAIM_READING, |query| {
+        query.bind(bind_id)
+    })
+    .await?
+    {
+        Ok((key, rows)) => Ok(Ok((
+            key,
+            readable(caller, name, store::locked_for_claim(&rows)?)?,
+        ))),
+        Err(replay) => Ok(Err(replay)),
+    }
 }
 
 impl CustomersApi {

@@ -134,12 +134,14 @@ impl CustomersApi {
         let category = CaseCategory::try_from(request.category).unwrap_or(CaseCategory::Other);
 
         let mut tx = self.pool.begin().await?;
-        let key =
-            match idempotency::claim(&mut tx, &caller, &request.request_id, "OpenCase", &request).await? {
-                Claim::Replay(response) => return Ok(response),
-                Claim::Fresh(key) => key,
+        let request_key = (request.request_id.as_str(), "OpenCase", &request);
+        let (key, customer) =
+            match super::claim_customer(&mut tx, &caller, request_key, &request.customer, &customer_id)
+                .await?
+            {
+                Ok(fresh) => fresh,
+                Err(replay) => return Ok(replay),
             };
-        let customer = super::customer_in_scope(&mut tx, &caller, &request.customer, &customer_id).await?;
         let class = cases::customer_class(&mut tx, &customer_id).await?;
         let (respond, resolve) = rules::deadlines(&self.settings.case_deadlines, category, &class);
         let now = self.clock.now();

@@ -17,7 +17,7 @@ use distnet_proto::customers::v1::{
 use super::CustomersApi;
 use crate::domain::access;
 use crate::domain::interactions;
-use crate::store::{self, interactions as stored, time_of};
+use crate::store::{interactions as stored, time_of};
 
 /// Roles that log contacts by hand: the staff who serve retailers.
 pub const INTERACTION_LOGGERS: &[Role] = &[
@@ -104,24 +104,14 @@ impl CustomersApi {
         let customer_id = parse_name(&request.customer, "customers", "customer")?.to_string();
 
         let mut tx = self.pool.begin().await?;
-        // The claim and the customer's read (locked): one round trip.
-        static CLAIM_READING: LazyLock<String> =
-            LazyLock::new(|| idempotency::claim_statement(&store::LOCKED_FOR_CLAIM));
-        let (key, rows) = match idempotency::begin_reading(
-            &mut tx,
-            &caller,
-            &request.request_id,
-            "LogInteraction",
-            &request,
-            &CLAIM_READING,
-            |query| query.bind(customer_id.clone()),
-        )
-        .await?
-        {
-            Ok(fresh) => fresh,
-            Err(replay) => return Ok(replay),
-        };
-        let customer = super::readable(&caller, &request.customer, store::locked_for_claim(&rows)?)?;
+        let request_key = (request.request_id.as_str(), "LogInteraction", &request);
+        let (key, customer) =
+            match super::claim_customer(&mut tx, &caller, request_key, &request.customer, &customer_id)
+                .await?
+            {
+                Ok(fresh) => fresh,
+                Err(replay) => return Ok(replay),
+            };
         let check_in = match (&request.check_in, &customer.location) {
             (Some(at), Some(store)) => {
                 let point = (at.latitude, at.longitude);

@@ -2,7 +2,6 @@
 
 use distnet_platform::ServiceError;
 use distnet_platform::auth::{Caller, Role};
-use distnet_platform::idempotency::{self, Claim};
 use distnet_platform::validate::{Violations, parse_name};
 use distnet_proto::customers::v1::{Channel, RecordSurveyRequest, Survey, SurveyResponse};
 
@@ -62,13 +61,14 @@ impl CustomersApi {
         let customer_id = parse_name(&request.customer, "customers", "customer")?.to_string();
 
         let mut tx = self.pool.begin().await?;
-        let key = match idempotency::claim(&mut tx, &caller, &request.request_id, "RecordSurvey", &request)
-            .await?
-        {
-            Claim::Replay(response) => return Ok(response),
-            Claim::Fresh(key) => key,
-        };
-        let customer = super::customer_in_scope(&mut tx, &caller, &request.customer, &customer_id).await?;
+        let request_key = (request.request_id.as_str(), "RecordSurvey", &request);
+        let (key, customer) =
+            match super::claim_customer(&mut tx, &caller, request_key, &request.customer, &customer_id)
+                .await?
+            {
+                Ok(fresh) => fresh,
+                Err(replay) => return Ok(replay),
+            };
         let id = format!("sv-{}", uuid::Uuid::now_v7().simple());
         let now = self.clock.now();
         store::surveys::insert(
