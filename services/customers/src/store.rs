@@ -191,7 +191,6 @@ pub async fn get(pool: &PgPool, id: &str) -> Result<Option<Customer>, ServiceErr
     Ok(row.map(Into::into))
 }
 
-/// Reads and locks a customer for a change in `tx`.
 /// The read that a request's idempotency claim makes for a change of one customer
 /// ([`distnet_platform::idempotency::begin_reading`]): the customer `$8`, locked as
 /// [`get_for_update`] locks it, or one row of NULLs when there is none. Its filter
@@ -219,6 +218,7 @@ pub fn locked_for_claim(rows: &[sqlx::postgres::PgRow]) -> Result<Option<Custome
     Ok(Some(CustomerRow::from_row(row)?.into()))
 }
 
+/// Reads and locks a customer for a change in `tx`.
 pub async fn get_for_update(tx: &mut PgConnection, id: &str) -> Result<Option<Customer>, ServiceError> {
     let row: Option<CustomerRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM customers WHERE id = $1 FOR UPDATE"

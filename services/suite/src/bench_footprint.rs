@@ -18,17 +18,9 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::bench_load::{self, LoadArgs, Scenario};
 
-/// The services, by binary.
-const SERVICES: [&str; 4] = ["customers", "accreditation", "allocation", "logistics"];
-
-/// Each service's API, whose health says it is ready for calls (allocation's only
-/// once its entitlements are warm), in the order of [`SERVICES`].
-const APIS: [&str; 4] = [
-    "distnet.customers.v1.CustomerService",
-    "distnet.accreditation.v1.AccreditationService",
-    "distnet.allocation.v1.AllocationService",
-    "distnet.logistics.v1.LogisticsService",
-];
+/// The services (each binary is `{name}-svc`) and their APIs, whose health says a
+/// service is ready for calls (allocation's only once its entitlements are warm).
+const SERVICES: &[(&str, &str)] = crate::probe::APIS;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct FootprintArgs {
@@ -118,7 +110,7 @@ pub async fn run(mut settings: Settings, args: FootprintArgs) -> anyhow::Result<
     let urls: Vec<String> = ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
 
     let mut running = Vec::new();
-    for (i, name) in SERVICES.iter().enumerate() {
+    for (i, (name, api)) in SERVICES.iter().enumerate() {
         let mut command = Command::new(binary(dir, name)?);
         command
             .env("DATABASE_URL", &database_url)
@@ -127,7 +119,7 @@ pub async fn run(mut settings: Settings, args: FootprintArgs) -> anyhow::Result<
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true);
-        for (service, (port, url)) in SERVICES.iter().zip(ports.iter().zip(&urls)) {
+        for ((service, _), (port, url)) in SERVICES.iter().zip(ports.iter().zip(&urls)) {
             let key = service.to_uppercase();
             command
                 .env(format!("DISTNET__SERVICES__{key}__PORT"), port.to_string())
@@ -136,7 +128,7 @@ pub async fn run(mut settings: Settings, args: FootprintArgs) -> anyhow::Result<
         let spawned = Instant::now();
         let child = command.spawn().with_context(|| format!("starting {name}-svc"))?;
         let pid = child.id().context("child pid")?;
-        until_serving(&urls[i], APIS[i], spawned + Duration::from_secs(90)).await?;
+        until_serving(&urls[i], api, spawned + Duration::from_secs(90)).await?;
         running.push(Running {
             name,
             child,

@@ -77,8 +77,7 @@ impl Emptied {
     }
 
     fn warming(&self) {
-        self.warmed
-            .store(self.times.load(AtomicOrdering::SeqCst), AtomicOrdering::SeqCst);
+        self.warmed.store(self.times(), AtomicOrdering::SeqCst);
     }
 
     fn times(&self) -> u64 {
@@ -86,7 +85,7 @@ impl Emptied {
     }
 
     fn since_warmed(&self) -> bool {
-        self.times.load(AtomicOrdering::SeqCst) != self.warmed.load(AtomicOrdering::SeqCst)
+        self.times() != self.warmed.load(AtomicOrdering::SeqCst)
     }
 }
 
