@@ -305,6 +305,8 @@ async fn orders_and_cancellations_take_the_shared_stock_before_the_supply() {
         "the order waited for the supply row before it took the stock row"
     );
     let placed = placed.expect("placed once the supply row is free");
+    let mut planner = service.planner();
+    assert_eq!(shared_rows(&mut planner).await, (98, 1), "stock and supply taken");
 
     let mut agent = service.agent(&["area-01"]);
     let cancel = CancelOrderRequest {
@@ -327,7 +329,35 @@ async fn orders_and_cancellations_take_the_shared_stock_before_the_supply() {
         cancelled.expect("cancelled once the supply row is free").status,
         OrderStatus::Cancelled as i32
     );
+    assert_eq!(
+        shared_rows(&mut planner).await,
+        (100, 0),
+        "stock and supply given back"
+    );
     service.stop().await;
+}
+
+/// The regular product's stock on hand and the cartons of zhonghua confirmed in the
+/// cycle.
+async fn shared_rows(planner: &mut Client) -> (i64, i64) {
+    let stock = planner
+        .get_product(GetProductRequest {
+            name: "products/zz-regular".into(),
+        })
+        .await
+        .expect("the regular product")
+        .into_inner()
+        .stock_cartons;
+    let confirmed = planner
+        .get_supply(GetSupplyRequest {
+            product: "products/zhonghua".into(),
+            cycle: CYCLE.into(),
+        })
+        .await
+        .expect("zhonghua's supply")
+        .into_inner()
+        .confirmed;
+    (stock, confirmed)
 }
 
 #[tokio::test]

@@ -367,36 +367,14 @@ impl AllocationApi {
             );
             return refuse(tx, error).await;
         }
-        let mut lines = store::lines(&mut tx, std::slice::from_ref(&order.order_id)).await?;
-        lines.sort_by(|a, b| a.sku.cmp(&b.sku));
-        for line in lines.iter().filter(|l| l.scarce) {
-            runs::unconsume(
-                &mut tx,
-                &order.customer_id,
-                &line.sku,
-                &order.cycle_id,
-                line.cartons,
-            )
-            .await?;
-        }
-        if order.exposure_fen > 0 {
-            store::reduce_exposure(&mut tx, &order.customer_id, order.exposure_fen).await?;
-        }
-        // Stock rows, then supply rows, each in sku order: the order an order takes
-        // them in.
-        for line in lines.iter().filter(|l| !l.scarce) {
-            store::return_stock(&mut tx, &line.sku, line.cartons).await?;
-        }
-        for line in lines.iter().filter(|l| l.scarce) {
-            store::return_supply(&mut tx, &line.sku, &order.cycle_id, line.cartons).await?;
-        }
+        let lines = store::lines(&mut tx, std::slice::from_ref(&order.order_id)).await?;
+        store::give_back(&mut tx, &order, &lines).await?;
         let reason = if message.reason.is_empty() {
             "cancelled"
         } else {
             message.reason.as_str()
         };
         let cancelled = store::set_status(&mut tx, id, store::CANCELLED, Some((reason, now)), now).await?;
-        lines.sort_by_key(|l| l.line_no);
         let reply = cancelled.to_wire(&lines);
         let event = OrderCancelled {
             order: Some(reply.clone()),

@@ -283,25 +283,65 @@ pub async fn take_supply_and_stock(
     Ok(taken.map_or_else(|| vec![line.sku.clone()], |_| Vec::new()))
 }
 
-pub async fn return_supply(
+/// Gives a cancelled order's lines back, in one round trip: each scarce line's
+/// cartons to the retailer's consumption of the product in the order's cycle, the
+/// order's credit exposure (`exposure_fen`, never below 0), then each other line's
+/// cartons to stock and each scarce line's to the product's supply. Rows are locked
+/// in the order [`take_supply_and_stock`] and the quota guard take them — the
+/// retailer's consumption (sku order), its credit, stock (sku order), supply (sku
+/// order) — by ordered locking reads, each step reading all of the one before it; so
+/// a cancellation and an order cannot deadlock, whatever the number of lines.
+pub async fn give_back(
     tx: &mut PgConnection,
-    sku: &str,
-    cycle_id: &str,
-    cartons: i64,
+    order: &OrderRow,
+    lines: &[LineRow],
 ) -> Result<(), ServiceError> {
-    sqlx::query("UPDATE supplies SET confirmed = confirmed - $3 WHERE sku = $1 AND cycle_id = $2")
-        .bind(sku)
-        .bind(cycle_id)
-        .bind(cartons)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
-
-pub async fn return_stock(tx: &mut PgConnection, sku: &str, cartons: i64) -> Result<(), ServiceError> {
-    sqlx::query("UPDATE products SET stock_cartons = stock_cartons + $2 WHERE sku = $1")
-        .bind(sku)
-        .bind(cartons)
+    const SQL: &str = "WITH back AS (
+             SELECT w.sku, w.scarce, sum(w.cartons)::bigint AS cartons
+               FROM unnest($3::text[], $4::bigint[], $5::bool[]) AS w (sku, cartons, scarce)
+              GROUP BY w.sku, w.scarce
+         ), consumption_held AS (
+             SELECT c.sku FROM consumption c JOIN back b ON b.sku = c.sku AND b.scarce
+              WHERE c.customer_id = $1 AND c.cycle_id = $2
+              ORDER BY c.sku FOR UPDATE OF c
+         ), unconsumed AS (
+             UPDATE consumption c SET consumed = c.consumed - b.cartons FROM back b
+              WHERE b.scarce AND c.sku = b.sku AND c.customer_id = $1 AND c.cycle_id = $2
+                AND (SELECT count(*) FROM consumption_held) >= 0
+             RETURNING c.sku
+         ), credited AS (
+             UPDATE exposures SET outstanding_fen = greatest(0, outstanding_fen - $6)
+              WHERE customer_id = $1 AND $6 > 0 AND (SELECT count(*) FROM unconsumed) >= 0
+             RETURNING 1
+         ), stock_held AS (
+             SELECT p.sku FROM products p JOIN back b ON b.sku = p.sku AND NOT b.scarce
+              WHERE (SELECT count(*) FROM credited) >= 0
+              ORDER BY p.sku FOR UPDATE OF p
+         ), restocked AS (
+             UPDATE products p SET stock_cartons = p.stock_cartons + b.cartons FROM back b
+              WHERE NOT b.scarce AND p.sku = b.sku AND (SELECT count(*) FROM stock_held) >= 0
+             RETURNING p.sku
+         ), supply_held AS (
+             SELECT s.sku FROM supplies s JOIN back b ON b.sku = s.sku AND b.scarce
+              WHERE s.cycle_id = $2 AND (SELECT count(*) FROM restocked) >= 0
+              ORDER BY s.sku FOR UPDATE OF s
+         ), resupplied AS (
+             UPDATE supplies s SET confirmed = s.confirmed - b.cartons FROM back b
+              WHERE b.scarce AND s.sku = b.sku AND s.cycle_id = $2
+                AND (SELECT count(*) FROM supply_held) >= 0
+             RETURNING s.sku
+         )
+         SELECT count(*) FROM resupplied";
+    let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+    let cartons: Vec<i64> = lines.iter().map(|l| l.cartons).collect();
+    let scarce: Vec<bool> = lines.iter().map(|l| l.scarce).collect();
+    sqlx::query(SQL)
+        .bind(&order.customer_id)
+        .bind(&order.cycle_id)
+        .bind(&skus)
+        .bind(&cartons)
+        .bind(&scarce)
+        .bind(order.exposure_fen)
         .execute(&mut *tx)
         .await?;
     Ok(())

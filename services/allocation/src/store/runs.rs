@@ -791,26 +791,6 @@ pub async fn insert_adjustments(
     Ok(())
 }
 
-/// Gives consumed quota back (a cancelled order).
-pub async fn unconsume(
-    tx: &mut PgConnection,
-    customer_id: &str,
-    sku: &str,
-    cycle_id: &str,
-    cartons: i64,
-) -> Result<(), ServiceError> {
-    sqlx::query(
-        "UPDATE consumption SET consumed = consumed - $4 WHERE customer_id = $1 AND sku = $2 AND cycle_id = $3",
-    )
-    .bind(customer_id)
-    .bind(sku)
-    .bind(cycle_id)
-    .bind(cartons)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
 /// Retailers that used all of their quota and extra (they qualify for a release).
 pub async fn full_users(
     conn: &mut PgConnection,
