@@ -1140,46 +1140,116 @@ async fn after_a_commit_every_replica_reads_the_cycle_into_memory_again() {
     .await;
     commit(&mut planner, &["zhonghua"]).await;
 
-    // Each retailer is asked for once, right after the supply changed quietly (no
-    // trigger, no announcement): a read on demand sees the change, and only what was
-    // read into memory before it does not — which a retailer never asked for can only
-    // be by the replica's own reading.
-    let mut conn = {
-        use sqlx::Connection as _;
-        sqlx::PgConnection::connect(&db.url).await.expect("connect")
-    };
     for (replica, name) in [(&one, "one"), (&two, "two")] {
-        let mut agent = replica.agent(&["area-01"]);
-        let mut from_memory = None;
-        for retailer in &retailers {
-            sqlx::raw_sql(
-                "BEGIN; SET LOCAL session_replication_role = replica; \
-                 UPDATE allocation.supplies SET confirmed = 1 - confirmed WHERE sku = 'zhonghua'; COMMIT",
-            )
-            .execute(&mut conn)
-            .await
-            .expect("quietly changed");
-            let confirmed: i64 =
-                sqlx::query_scalar("SELECT confirmed FROM allocation.supplies WHERE sku = 'zhonghua'")
-                    .fetch_one(&mut conn)
-                    .await
-                    .expect("confirmed");
-            let e = entitlement_of(&mut agent, &retailer.id)
-                .await
-                .expect("entitlement");
-            if e.supply_remaining != 30 - confirmed {
-                from_memory = Some(retailer.id.clone());
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
         assert!(
-            from_memory.is_some(),
+            first_from_memory(replica, &retailers, &db.url).await.is_some(),
             "replica {name}: every retailer was read on demand, none from memory"
         );
     }
     one.stop().await;
     two.stop().await;
+}
+
+/// Asks `replica` for each retailer's entitlements once, right after the supply
+/// changed quietly (no trigger, no announcement): a read on demand sees the change,
+/// and only what was read into memory before it does not — which a retailer never
+/// asked for can only be by the replica's own reading. Returns the first retailer
+/// answered from memory.
+async fn first_from_memory(replica: &TestService, retailers: &[Retailer], url: &str) -> Option<String> {
+    let mut conn = {
+        use sqlx::Connection as _;
+        sqlx::PgConnection::connect(url).await.expect("connect")
+    };
+    let mut agent = replica.agent(&["area-01"]);
+    for retailer in retailers {
+        sqlx::raw_sql(
+            "BEGIN; SET LOCAL session_replication_role = replica; \
+             UPDATE allocation.supplies SET confirmed = 1 - confirmed WHERE sku = 'zhonghua'; COMMIT",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("quietly changed");
+        let confirmed: i64 =
+            sqlx::query_scalar("SELECT confirmed FROM allocation.supplies WHERE sku = 'zhonghua'")
+                .fetch_one(&mut conn)
+                .await
+                .expect("confirmed");
+        let e = entitlement_of(&mut agent, &retailer.id)
+            .await
+            .expect("entitlement");
+        if e.supply_remaining != 30 - confirmed {
+            return Some(retailer.id.clone());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reading_of_the_cycle_that_fails_is_tried_again() {
+    // The replica's reading after an emptying is cut off (its connections killed while
+    // they wait on a lock); it reads the cycle again once the database answers.
+    let db = migrated_db().await;
+    let mut settings = distnet_testkit::settings(&db.url);
+    settings.allocation.entitlements_live_max_age_seconds = 3_600;
+    let service = TestService::start_with(&settings).await;
+    let retailers: Vec<Retailer> = (1..=60)
+        .map(|i| Retailer::new(format!("r-{i:02}"), 1 + i % 3))
+        .collect();
+    service.know(&retailers).await;
+    let mut planner = service.planner();
+    scarce_product(
+        &mut planner,
+        "zhonghua",
+        130,
+        100,
+        tier_quota(1, 3, Some(6), Some(2)),
+    )
+    .await;
+    commit(&mut planner, &["zhonghua"]).await;
+
+    let mut holder = {
+        use sqlx::Connection as _;
+        sqlx::PgConnection::connect(&db.url).await.expect("connect")
+    };
+    let holder_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut holder)
+        .await
+        .expect("pid");
+    sqlx::raw_sql("BEGIN; LOCK TABLE allocation.consumption IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .await
+        .expect("locked");
+    let watcher = sqlx::PgPool::connect(&db.url).await.expect("connect");
+    sqlx::query("SELECT pg_notify('allocation_entitlements', '*')")
+        .execute(&watcher)
+        .await
+        .expect("emptied");
+    eventually("the reading waits for the lock", || {
+        let watcher = watcher.clone();
+        async move {
+            let cut: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                  WHERE $1 = ANY(pg_blocking_pids(pid))) AS t",
+            )
+            .bind(holder_pid)
+            .fetch_one(&watcher)
+            .await
+            .ok()?;
+            (cut > 0).then_some(())
+        }
+    })
+    .await;
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .expect("released");
+
+    assert!(
+        first_from_memory(&service, &retailers, &db.url).await.is_some(),
+        "every retailer was read on demand, none from memory: the failed reading was not tried again"
+    );
+    service.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -143,7 +143,8 @@ impl CustomersApi {
     /// read, so that the first calls after a start or a rollout are served from
     /// memory; at most [`cache::WARM_UP_LIMIT`].
     pub async fn warm_up(&self) {
-        cache::warm_up("profiles", self.warm_profiles()).await;
+        // A failure is logged; profiles are then read on demand.
+        let _ = cache::warm_up("profiles", self.warm_profiles()).await;
     }
 
     /// See [`CustomersApi::warm_up`]: how many profiles were read.

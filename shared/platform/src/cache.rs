@@ -166,26 +166,36 @@ pub const WARM_UP_LIMIT: Duration = Duration::from_secs(60);
 /// Runs `warm` — reading values into caches before the service reports ready
 /// (`server::ServeSpec::ready`), its result how many it read — for at most
 /// [`WARM_UP_LIMIT`] (then ready with part of them), and logs how it went as `what`.
-/// A failure is logged; the values are then read on demand.
+/// A failure is logged; the values are then read on demand. Returns `false` when
+/// `warm` failed (not when it ran out of time: trying again would take as long).
 pub async fn warm_up(
     what: &'static str,
     warm: impl std::future::Future<Output = Result<usize, crate::ServiceError>>,
-) {
+) -> bool {
     let started = std::time::Instant::now();
     match tokio::time::timeout(WARM_UP_LIMIT, warm).await {
-        Ok(Ok(0)) => {}
-        Ok(Ok(read)) => tracing::info!(
-            what,
-            read,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "cache warmed"
-        ),
-        Ok(Err(error)) => tracing::warn!(what, %error, "warming a cache failed: reading on demand"),
-        Err(_) => tracing::warn!(
-            what,
-            limit_s = WARM_UP_LIMIT.as_secs(),
-            "warming a cache took too long: ready with part of it"
-        ),
+        Ok(Ok(0)) => true,
+        Ok(Ok(read)) => {
+            tracing::info!(
+                what,
+                read,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "cache warmed"
+            );
+            true
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(what, %error, "warming a cache failed: reading on demand");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(
+                what,
+                limit_s = WARM_UP_LIMIT.as_secs(),
+                "warming a cache took too long: ready with part of it"
+            );
+            true
+        }
     }
 }
 

@@ -122,6 +122,12 @@ impl Follower for BasesFollower {
 const REWARM_QUIET: Duration = Duration::from_millis(500);
 const REWARM_WAITS: u32 = 10;
 
+/// How long [`AllocationApi::keep_warm`] waits before it reads the cycle again after
+/// a reading failed (the database restarting, a connection cut), doubling up to
+/// [`REWARM_RETRY_MAX`] while it keeps failing.
+const REWARM_RETRY: Duration = Duration::from_secs(1);
+const REWARM_RETRY_MAX: Duration = Duration::from_secs(30);
+
 impl EntitlementCache {
     /// Up to `capacity` retailers (0: nothing is cached), their consumption and the
     /// supplies served for up to `live_max_age` (zero: read on every call);
@@ -467,7 +473,8 @@ impl AllocationApi {
     /// calls a second queued for its first second (BENCHMARKS.md). Two reads at a
     /// time, by the same statement as a call's; at most [`cache::WARM_UP_LIMIT`].
     pub async fn warm_up(&self) {
-        cache::warm_up("entitlements", self.warm_entitlements()).await;
+        // A failure is logged; entitlements are then read on demand.
+        let _ = cache::warm_up("entitlements", self.warm_entitlements()).await;
     }
 
     /// After [`AllocationApi::warm_up`], until `shutdown`: whenever the make-up was
@@ -476,7 +483,9 @@ impl AllocationApi {
     /// burst of such changes has passed ([`REWARM_QUIET`]), so that the calls after a
     /// commit are served from memory as soon as the replica can read them instead of
     /// each one going to the database on its first call. The replica stays ready
-    /// meanwhile: what is not read yet is read on demand.
+    /// meanwhile: what is not read yet is read on demand. A reading that fails is
+    /// tried again after [`REWARM_RETRY`], then less and less often, until one
+    /// succeeds or a further emptying starts the whole again.
     pub async fn keep_warm(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let emptied = self.entitlements.emptied.clone();
         loop {
@@ -499,9 +508,25 @@ impl AllocationApi {
             if !emptied.since_warmed() {
                 continue;
             }
-            tokio::select! {
-                () = cache::warm_up("entitlements again", self.warm_entitlements()) => {}
-                _ = shutdown.changed() => return,
+            let mut retry = REWARM_RETRY;
+            loop {
+                let warmed = tokio::select! {
+                    warmed = cache::warm_up("entitlements again", self.warm_entitlements()) => warmed,
+                    _ = shutdown.changed() => return,
+                };
+                // Emptied again meanwhile: the outer loop reads it all once more.
+                if warmed || emptied.since_warmed() {
+                    break;
+                }
+                tracing::info!(
+                    retry_ms = retry.as_millis() as u64,
+                    "reading the entitlements again later"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(retry) => {}
+                    _ = shutdown.changed() => return,
+                }
+                retry = (retry * 2).min(REWARM_RETRY_MAX);
             }
         }
     }
