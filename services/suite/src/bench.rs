@@ -5,6 +5,11 @@
 //! bench's mix), then times `PreviewAllocation` and `CommitAllocation` of all P at
 //! once, and measures `GetEntitlements` and `PlaceOrder` throughput and latency at a
 //! given concurrency. Runs in a database of its own, dropped afterwards.
+//!
+//! The server that sets the network up keeps no entitlements in memory; once the
+//! allocation is committed a second one starts, as a rollout would start a replica,
+//! and is timed until it reports ready (it reads the cycle's entitlements into memory
+//! first), with what that took of the process's memory; the loads run against it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use distnet_platform::Settings;
 use distnet_platform::auth::{Claims, Role, TokenIssuer};
-use distnet_platform::clock::ManualClock;
+use distnet_platform::clock::{ManualClock, SharedClock};
 use distnet_platform::server::Shutdown;
 use distnet_platform::settings::Secret;
 use distnet_proto::accreditation::v1::{CustomerClass, LicenseStatus, Standing};
@@ -24,6 +29,9 @@ use distnet_proto::customers::v1::{Customer, CustomerFormat, Settlement};
 use distnet_proto::events::v1::event_sink_client::EventSinkClient;
 use distnet_proto::events::v1::{CustomerChanged, DeliverRequest, EventEnvelope, StandingChanged};
 use sqlx::Connection as _;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::demo::{bearer, connect};
 
@@ -103,11 +111,13 @@ pub async fn run(mut settings: Settings, options: AllocationBench) -> anyhow::Re
 async fn measure(settings: &Settings, options: &AllocationBench) -> anyhow::Result<()> {
     // Tuesday 10:00 Asia/Shanghai of 2026-W48: the order window is open.
     let open = chrono::DateTime::parse_from_rfc3339("2026-11-24T10:00:00+08:00")?.with_timezone(&chrono::Utc);
-    let clock = ManualClock::new(open);
+    let clock: SharedClock = Arc::new(ManualClock::new(open));
     let shutdown = Shutdown::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let mut setting_up = settings.clone();
+    setting_up.allocation.entitlements_cache_entries = 0;
     let server =
-        distnet_allocation::serve_with_clock(settings, listener, shutdown.clone(), Arc::new(clock)).await?;
+        distnet_allocation::serve_with_clock(&setting_up, listener, shutdown.clone(), clock.clone()).await?;
     let endpoint = format!("http://{}", server.local_addr);
     let channel = connect(&endpoint).await?;
     let planner_token = mint(
@@ -170,6 +180,24 @@ async fn measure(settings: &Settings, options: &AllocationBench) -> anyhow::Resu
         committed.allocations.len()
     );
 
+    let rss_before = crate::bench_footprint::rss_kb(std::process::id()).unwrap_or(0);
+    let started = Instant::now();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let replica = distnet_allocation::serve_with_clock(settings, listener, shutdown.clone(), clock).await?;
+    let replica_endpoint = format!("http://{}", replica.local_addr);
+    until_serving(&replica_endpoint).await?;
+    let ready_s = started.elapsed().as_secs_f64();
+    let rss_after = crate::bench_footprint::rss_kb(std::process::id()).unwrap_or(0);
+    println!(
+        "  a replica started after the commit read {} retailers' entitlements into memory and was ready in {ready_s:.1} s; \
+         the process's RSS went from {:.0} to {:.0} MB",
+        options
+            .retailers
+            .min(settings.allocation.entitlements_cache_entries),
+        rss_before as f64 / 1024.0,
+        rss_after as f64 / 1024.0
+    );
+    let channel = connect(&replica_endpoint).await?;
     let agent = AllocationServiceClient::with_interceptor(channel.clone(), bearer(&agent_token)?);
     let retailers = options.retailers as u64;
     load(options, "GetEntitlements", {
@@ -248,7 +276,29 @@ async fn measure(settings: &Settings, options: &AllocationBench) -> anyhow::Resu
 
     shutdown.trigger();
     server.wait().await?;
+    replica.wait().await?;
     Ok(())
+}
+
+/// Waits until the allocation server at `endpoint` says its API is SERVING: it has
+/// read what it keeps in memory (at most `cache::WARM_UP_LIMIT`, then some more).
+async fn until_serving(endpoint: &str) -> anyhow::Result<()> {
+    let api = distnet_proto::allocation::v1::allocation_service_server::SERVICE_NAME;
+    let mut health = HealthClient::new(connect(endpoint).await?);
+    let deadline = Instant::now() + distnet_platform::cache::WARM_UP_LIMIT + Duration::from_secs(30);
+    loop {
+        let status = health
+            .check(HealthCheckRequest {
+                service: api.to_string(),
+            })
+            .await
+            .map(|answer| answer.into_inner().status);
+        if status.ok() == Some(ServingStatus::Serving as i32) {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the replica never reported ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// `concurrency` workers call `call(worker, n)` back to back for `seconds`; prints

@@ -48,7 +48,7 @@ struct Running {
 }
 
 /// Resident memory of `pid` in KiB (Linux `/proc`).
-fn rss_kb(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
