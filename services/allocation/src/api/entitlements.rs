@@ -120,6 +120,10 @@ impl Follower for BasesFollower {
 /// commits (one a product) passing — before it reads the cycle again, and how many
 /// such waits at most.
 const REWARM_QUIET: Duration = Duration::from_millis(500);
+
+/// Retailers a statement of a warm-up reads (each with every committed allocation
+/// of the cycle: 200 products make 50,000 rows).
+const WARM_BATCH: usize = 250;
 const REWARM_WAITS: u32 = 10;
 
 /// How long [`AllocationApi::keep_warm`] waits before it reads the cycle again after
@@ -471,7 +475,7 @@ impl AllocationApi {
     /// ([`catalog::cycle_to_warm`]), so that the first calls after a start or a
     /// rollout are served from memory — a replica that started cold under 17,500
     /// calls a second queued for its first second (BENCHMARKS.md). Two reads at a
-    /// time, by the same statement as a call's; at most [`cache::WARM_UP_LIMIT`].
+    /// time, [`WARM_BATCH`] retailers each; at most [`cache::WARM_UP_LIMIT`].
     pub async fn warm_up(&self) {
         // A failure is logged; entitlements are then read on demand.
         let _ = cache::warm_up("entitlements", self.warm_entitlements()).await;
@@ -556,12 +560,32 @@ impl AllocationApi {
         Ok(retailers.len())
     }
 
-    /// Reads each retailer's entitlements in `cycle` but those in memory already (read
-    /// by a call since the cache was emptied).
+    /// Reads the entitlements in `cycle` of each retailer but those in memory already
+    /// (read by a call since the cache was emptied), [`WARM_BATCH`] retailers a
+    /// statement, and keeps them as [`AllocationApi::read_entitlements`] does.
     async fn read_each(&self, retailers: &[String], cycle: &str) -> Result<(), ServiceError> {
-        for customer in retailers {
-            if self.entitlements.get(customer, cycle).is_none() {
-                self.read_entitlements(customer, cycle).await?;
+        let cache = &self.entitlements;
+        for batch in retailers.chunks(WARM_BATCH) {
+            let wanted: Vec<String> = batch
+                .iter()
+                .filter(|customer| cache.get(customer, cycle).is_none())
+                .cloned()
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let ticket = cache.bases.ticket();
+            let tickets = cache.live.tickets();
+            // From the pool: the read is a transaction (see `retailers_entitlements`).
+            let mut conn = self.pool.acquire().await?;
+            let read = runs::retailers_entitlements(&mut conn, &wanted, cycle).await?;
+            drop(conn);
+            for (customer, base, live) in read {
+                let base = cache.put(ticket, &customer, base);
+                let live = aligned(&base.products, live);
+                if base.scope.is_some() {
+                    cache.live.put(tickets, &customer, cycle, &base.products, &live);
+                }
             }
         }
         Ok(())
