@@ -11,6 +11,7 @@ use distnet_proto::accreditation::v1::{CustomerClass, LicenseStatus};
 use distnet_proto::allocation::v1::allocation_service_client::AllocationServiceClient;
 use distnet_proto::allocation::v1::*;
 use distnet_proto::customers::v1::Settlement;
+use distnet_testkit::eventually;
 use support::*;
 use tonic::{Code, Response, Status};
 
@@ -387,6 +388,7 @@ async fn entitlements_of_all_retailers_add_up_to_the_committed_total() {
 
     let mut sorted: Vec<&Retailer> = retailers.iter().collect();
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut all_expected = Vec::new();
     for (allocation, admits) in [
         (filtered, &by_filter as &dyn Fn(&Retailer) -> bool),
         (proportional, &by_pilot),
@@ -425,12 +427,42 @@ async fn entitlements_of_all_retailers_add_up_to_the_committed_total() {
         }
         assert_eq!(sum, allocation.total, "{allocation:?}");
         assert!(allocation.total <= allocation.supply_available);
+        all_expected.push((allocation.product.clone(), expected));
     }
     for id in ["suspended-1", "blacklisted-1", "ungraded-1"] {
         for e in entitlements(&mut planner, id).await.values() {
             assert_eq!((e.tier, e.quota, e.remaining), (0, 0, 0), "{id}: {e:?}");
         }
     }
+
+    // A replica started now reads every retailer's entitlements into memory before it
+    // reports ready (many retailers a statement, not the single read above): the same.
+    let replica = TestService::start_with(&distnet_testkit::settings(service.database_url())).await;
+    let channel = replica.channel.clone();
+    eventually("the replica ready", || {
+        let channel = channel.clone();
+        async move {
+            distnet_testkit::serving(&channel, "distnet.allocation.v1.AllocationService")
+                .await
+                .ok()?
+                .then_some(())
+        }
+    })
+    .await;
+    let mut from_replica = replica.planner();
+    for (product, expected) in &all_expected {
+        for r in &retailers {
+            let got = entitlements(&mut from_replica, &r.id).await;
+            let quota = got.get(product).map_or(0, |e| e.quota);
+            assert_eq!(
+                quota,
+                expected[r.id.as_str()],
+                "{} of {product} from the replica",
+                r.id
+            );
+        }
+    }
+    replica.stop().await;
     service.stop().await;
 }
 
