@@ -8,7 +8,9 @@
 #
 #   cargo build --release -p distnet --bins -p distnet-customers -p distnet-accreditation \
 #       -p distnet-allocation -p distnet-logistics
-#   DISTNET__SERVER__RATE_LIMIT__PER_SECOND=0 target/release/distnet up --demo --data-dir /tmp/demo-pg &
+#   DISTNET__SERVER__RATE_LIMIT__PER_SECOND=0 DISTNET__TELEMETRY__LOG_FILTER=warn \
+#       target/release/distnet up --demo --data-dir /tmp/demo-pg &
+#   (warn: as the recorded matrices; it also leaves every call's INFO span out)
 #   DATABASE_URL=postgres://postgres@127.0.0.1:<port up printed>/distnet bench/load-matrix.sh [out-dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."

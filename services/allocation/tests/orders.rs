@@ -1125,20 +1125,7 @@ async fn after_a_commit_every_replica_reads_the_cycle_into_memory_again() {
     settings.allocation.entitlements_live_max_age_seconds = 3_600;
     let one = TestService::start_with(&settings).await;
     let two = TestService::start_with(&settings).await;
-    let retailers: Vec<Retailer> = (1..=60)
-        .map(|i| Retailer::new(format!("r-{i:02}"), 1 + i % 3))
-        .collect();
-    one.know(&retailers).await;
-    let mut planner = one.planner();
-    scarce_product(
-        &mut planner,
-        "zhonghua",
-        130,
-        100,
-        tier_quota(1, 3, Some(6), Some(2)),
-    )
-    .await;
-    commit(&mut planner, &["zhonghua"]).await;
+    let retailers = sixty_retailers_and_a_commit(&one).await;
 
     for (replica, name) in [(&one, "one"), (&two, "two")] {
         assert!(
@@ -1148,6 +1135,26 @@ async fn after_a_commit_every_replica_reads_the_cycle_into_memory_again() {
     }
     one.stop().await;
     two.stop().await;
+}
+
+/// Makes 60 retailers in tiers 1 to 3 known to `replica` and commits zhonghua's
+/// allocation to them (30 cartons allocatable).
+async fn sixty_retailers_and_a_commit(replica: &TestService) -> Vec<Retailer> {
+    let retailers: Vec<Retailer> = (1..=60)
+        .map(|i| Retailer::new(format!("r-{i:02}"), 1 + i % 3))
+        .collect();
+    replica.know(&retailers).await;
+    let mut planner = replica.planner();
+    scarce_product(
+        &mut planner,
+        "zhonghua",
+        130,
+        100,
+        tier_quota(1, 3, Some(6), Some(2)),
+    )
+    .await;
+    commit(&mut planner, &["zhonghua"]).await;
+    retailers
 }
 
 /// Asks `replica` for each retailer's entitlements once, right after the supply
@@ -1193,20 +1200,7 @@ async fn a_reading_of_the_cycle_that_fails_is_tried_again() {
     let mut settings = distnet_testkit::settings(&db.url);
     settings.allocation.entitlements_live_max_age_seconds = 3_600;
     let service = TestService::start_with(&settings).await;
-    let retailers: Vec<Retailer> = (1..=60)
-        .map(|i| Retailer::new(format!("r-{i:02}"), 1 + i % 3))
-        .collect();
-    service.know(&retailers).await;
-    let mut planner = service.planner();
-    scarce_product(
-        &mut planner,
-        "zhonghua",
-        130,
-        100,
-        tier_quota(1, 3, Some(6), Some(2)),
-    )
-    .await;
-    commit(&mut planner, &["zhonghua"]).await;
+    let retailers = sixty_retailers_and_a_commit(&service).await;
 
     let mut holder = {
         use sqlx::Connection as _;
