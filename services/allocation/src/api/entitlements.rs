@@ -120,11 +120,11 @@ impl Follower for BasesFollower {
 /// commits (one a product) passing — before it reads the cycle again, and how many
 /// such waits at most.
 const REWARM_QUIET: Duration = Duration::from_millis(500);
+const REWARM_WAITS: u32 = 10;
 
 /// Retailers a statement of a warm-up reads (each with every committed allocation
 /// of the cycle: 200 products make 50,000 rows).
 const WARM_BATCH: usize = 250;
-const REWARM_WAITS: u32 = 10;
 
 /// How long [`AllocationApi::keep_warm`] waits before it reads the cycle again after
 /// a reading failed (the database restarting, a connection cut), doubling up to
@@ -193,6 +193,25 @@ impl EntitlementCache {
 
     fn get(&self, customer_id: &str, cycle_id: &str) -> Option<Arc<EntitlementBase>> {
         self.bases.get(customer_id).filter(|b| b.cycle_id == cycle_id)
+    }
+
+    /// Keeps a retailer's entitlements read from the database under `ticket` and
+    /// `tickets`: the make-up, then the live parts aligned on its products (a retailer
+    /// not known here keeps neither).
+    fn keep(
+        &self,
+        (ticket, tickets): (Ticket, LiveTickets),
+        customer: &str,
+        cycle: &str,
+        base: EntitlementBase,
+        live: Vec<(String, EntitlementLive)>,
+    ) -> (Arc<EntitlementBase>, Aligned) {
+        let base = self.put(ticket, customer, base);
+        let live = aligned(&base.products, live);
+        if base.scope.is_some() {
+            self.live.put(tickets, customer, cycle, &base.products, &live);
+        }
+        (base, live)
     }
 
     /// Keeps `base` (read under `ticket`) with its product list shared.
@@ -456,17 +475,11 @@ impl AllocationApi {
         cycle: &str,
     ) -> Result<(Arc<EntitlementBase>, Aligned), ServiceError> {
         let cache = &self.entitlements;
-        let ticket = cache.bases.ticket();
-        let tickets = cache.live.tickets();
+        let tickets = (cache.bases.ticket(), cache.live.tickets());
         let mut conn = self.reads.acquire().await?;
         let (base, live) = runs::retailer_entitlements(&mut conn, customer, cycle).await?;
         conn.release();
-        let base = cache.put(ticket, customer, base);
-        let live = aligned(&base.products, live);
-        if base.scope.is_some() {
-            cache.live.put(tickets, customer, cycle, &base.products, &live);
-        }
-        Ok((base, live))
+        Ok(cache.keep(tickets, customer, cycle, base, live))
     }
 
     /// Before the replica reports ready (health NOT_SERVING for its API until then):
@@ -574,18 +587,13 @@ impl AllocationApi {
             if wanted.is_empty() {
                 continue;
             }
-            let ticket = cache.bases.ticket();
-            let tickets = cache.live.tickets();
+            let tickets = (cache.bases.ticket(), cache.live.tickets());
             // From the pool: the read is a transaction (see `retailers_entitlements`).
             let mut conn = self.pool.acquire().await?;
             let read = runs::retailers_entitlements(&mut conn, &wanted, cycle).await?;
             drop(conn);
             for (customer, base, live) in read {
-                let base = cache.put(ticket, &customer, base);
-                let live = aligned(&base.products, live);
-                if base.scope.is_some() {
-                    cache.live.put(tickets, &customer, cycle, &base.products, &live);
-                }
+                cache.keep(tickets, &customer, cycle, base, live);
             }
         }
         Ok(())
