@@ -1,5 +1,7 @@
 //! Orders, their lines, the supply and stock guards, and credit exposure.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use distnet_platform::ServiceError;
 use distnet_platform::idempotency::PgQuery;
@@ -209,6 +211,83 @@ pub async fn supply_use(
     .await?)
 }
 
+/// An order's lines as [`take_supply_and_stock`] and [`give_back`] read them — the
+/// CTE `lines (sku, scarce, cartons)` from the arrays bound by [`line_arrays`] at
+/// the parameters given — lines of one sku (validation refuses them) added up, so an
+/// update never meets a row twice.
+fn lines_cte(skus: &str, cartons: &str, scarce: &str) -> String {
+    format!(
+        "lines AS (
+             SELECT l.sku, l.scarce, sum(l.cartons)::bigint AS cartons
+               FROM unnest({skus}::text[], {cartons}::bigint[], {scarce}::bool[]) AS l (sku, cartons, scarce)
+              GROUP BY l.sku, l.scarce
+         )"
+    )
+}
+
+/// The skus, cartons and scarcity of `lines`, bound for [`lines_cte`].
+fn line_arrays<'a>(lines: impl IntoIterator<Item = &'a LineRow>) -> (Vec<&'a str>, Vec<i64>, Vec<bool>) {
+    let mut arrays = (Vec::new(), Vec::new(), Vec::new());
+    for line in lines {
+        arrays.0.push(line.sku.as_str());
+        arrays.1.push(line.cartons);
+        arrays.2.push(line.scarce);
+    }
+    arrays
+}
+
+/// Which way [`shared_rows`] moves cartons.
+#[derive(Clone, Copy, PartialEq)]
+enum Move {
+    /// An order: from stock on hand only while some is left; into a product's
+    /// confirmed supply only while it stays within quantity − holdback.
+    Take,
+    /// A cancellation: back, unguarded.
+    GiveBack,
+}
+
+/// The CTEs that move the cartons of `lines` ([`lines_cte`]) on the rows every
+/// retailer's orders share, once `after` holds: regular lines' stock, then scarce
+/// lines' supply in the cycle `cycle` — `stock_held`, `stock_moved` (the skus
+/// moved), `supply_held`, `supply_moved`. One lock order for orders and
+/// cancellations alike: each table is first locked by an ordered locking read (a
+/// multi-row update locks in whatever order its join runs), in sku order, and each
+/// step reads all of the one before it, which makes that order explicit.
+fn shared_rows(cycle: &str, after: &str, direction: Move) -> String {
+    let take = direction == Move::Take;
+    let (stock, stock_guard) = if take {
+        ("-", "AND p.stock_cartons >= l.cartons")
+    } else {
+        ("+", "")
+    };
+    let (supply, supply_guard) = if take {
+        ("+", "AND s.confirmed + l.cartons <= s.quantity - s.holdback")
+    } else {
+        ("-", "")
+    };
+    format!(
+        "stock_held AS (
+             SELECT p.sku FROM products p JOIN lines l ON l.sku = p.sku AND NOT l.scarce
+              WHERE {after}
+              ORDER BY p.sku FOR UPDATE OF p
+         ), stock_moved AS (
+             UPDATE products p SET stock_cartons = p.stock_cartons {stock} l.cartons FROM lines l
+              WHERE NOT l.scarce AND p.sku = l.sku {stock_guard}
+                AND (SELECT count(*) FROM stock_held) >= 0
+             RETURNING p.sku
+         ), supply_held AS (
+             SELECT s.sku FROM supplies s JOIN lines l ON l.sku = s.sku AND l.scarce
+              WHERE s.cycle_id = {cycle} AND (SELECT count(*) FROM stock_moved) >= 0
+              ORDER BY s.sku FOR UPDATE OF s
+         ), supply_moved AS (
+             UPDATE supplies s SET confirmed = s.confirmed {supply} l.cartons FROM lines l
+              WHERE l.scarce AND s.sku = l.sku AND s.cycle_id = {cycle} {supply_guard}
+                AND (SELECT count(*) FROM supply_held) >= 0
+             RETURNING s.sku
+         )"
+    )
+}
+
 /// The no-oversell guard for a whole order, in one round trip: confirms each scarce
 /// line's cartons of the product's supply in the cycle only while confirmed stays
 /// within quantity − holdback, and takes each other line's cartons from stock on hand
@@ -216,13 +295,9 @@ pub async fn supply_use(
 /// when there are any.
 ///
 /// Locks: the stock rows in sku order, then the supply rows in sku order — the order a
-/// cancellation gives them back in — so that the scarce products' supply rows, the
-/// hottest of all, are taken last and held for the shortest time. With more than one
-/// line each table is first locked by an ordered locking read (a multi-row update
-/// locks in whatever order its join runs), and each step reads all of the one before
-/// it, which makes that order explicit; lines of one sku (validation refuses them) are
-/// added up, so an update never meets a row twice. One line is one guarded update,
-/// which costs the database less.
+/// cancellation gives them back in ([`shared_rows`]) — so that the scarce products'
+/// supply rows, the hottest of all, are taken last and held for the shortest time.
+/// One line is one guarded update, which costs the database less.
 pub async fn take_supply_and_stock(
     tx: &mut PgConnection,
     cycle_id: &str,
@@ -231,38 +306,20 @@ pub async fn take_supply_and_stock(
     const SUPPLY: &str = "UPDATE supplies SET confirmed = confirmed + $3 \
          WHERE sku = $1 AND cycle_id = $2 AND confirmed + $3 <= quantity - holdback RETURNING sku";
     const STOCK: &str = "UPDATE products SET stock_cartons = stock_cartons - $2 WHERE sku = $1 AND stock_cartons >= $2 RETURNING sku";
-    const ORDER: &str = "WITH want AS (
-             SELECT w.sku, w.scarce, sum(w.cartons)::bigint AS cartons
-               FROM unnest($2::text[], $3::bigint[], $4::bool[]) AS w (sku, cartons, scarce)
-              GROUP BY w.sku, w.scarce
-         ), stock_held AS (
-             SELECT p.sku FROM products p JOIN want w ON w.sku = p.sku AND NOT w.scarce
-              ORDER BY p.sku FOR UPDATE OF p
-         ), stock_taken AS (
-             UPDATE products p SET stock_cartons = p.stock_cartons - w.cartons FROM want w
-              WHERE NOT w.scarce AND p.sku = w.sku AND p.stock_cartons >= w.cartons
-                AND (SELECT count(*) FROM stock_held) >= 0
-             RETURNING p.sku
-         ), supply_held AS (
-             SELECT s.sku FROM supplies s JOIN want w ON w.sku = s.sku AND w.scarce
-              WHERE s.cycle_id = $1 AND (SELECT count(*) FROM stock_taken) >= 0
-              ORDER BY s.sku FOR UPDATE OF s
-         ), supply_taken AS (
-             UPDATE supplies s SET confirmed = s.confirmed + w.cartons FROM want w
-              WHERE w.scarce AND s.sku = w.sku AND s.cycle_id = $1
-                AND s.confirmed + w.cartons <= s.quantity - s.holdback
-                AND (SELECT count(*) FROM supply_held) >= 0
-             RETURNING s.sku
-         )
-         SELECT sku FROM want EXCEPT ALL (SELECT sku FROM stock_taken UNION ALL SELECT sku FROM supply_taken)";
+    static ORDER: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH {lines}, {shared}
+             SELECT sku FROM lines EXCEPT ALL (SELECT sku FROM stock_moved UNION ALL SELECT sku FROM supply_moved)",
+            lines = lines_cte("$2", "$3", "$4"),
+            shared = shared_rows("$1", "true", Move::Take),
+        )
+    });
     let line = match lines {
         [] => return Ok(Vec::new()),
         [line] => line,
         _ => {
-            let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
-            let cartons: Vec<i64> = lines.iter().map(|l| l.cartons).collect();
-            let scarce: Vec<bool> = lines.iter().map(|l| l.scarce).collect();
-            return Ok(sqlx::query_scalar(ORDER)
+            let (skus, cartons, scarce) = line_arrays(lines.iter().copied());
+            return Ok(sqlx::query_scalar(&ORDER)
                 .bind(cycle_id)
                 .bind(&skus)
                 .bind(&cartons)
@@ -296,46 +353,29 @@ pub async fn give_back(
     order: &OrderRow,
     lines: &[LineRow],
 ) -> Result<(), ServiceError> {
-    const SQL: &str = "WITH back AS (
-             SELECT w.sku, w.scarce, sum(w.cartons)::bigint AS cartons
-               FROM unnest($3::text[], $4::bigint[], $5::bool[]) AS w (sku, cartons, scarce)
-              GROUP BY w.sku, w.scarce
-         ), consumption_held AS (
-             SELECT c.sku FROM consumption c JOIN back b ON b.sku = c.sku AND b.scarce
-              WHERE c.customer_id = $1 AND c.cycle_id = $2
-              ORDER BY c.sku FOR UPDATE OF c
-         ), unconsumed AS (
-             UPDATE consumption c SET consumed = c.consumed - b.cartons FROM back b
-              WHERE b.scarce AND c.sku = b.sku AND c.customer_id = $1 AND c.cycle_id = $2
-                AND (SELECT count(*) FROM consumption_held) >= 0
-             RETURNING c.sku
-         ), credited AS (
-             UPDATE exposures SET outstanding_fen = greatest(0, outstanding_fen - $6)
-              WHERE customer_id = $1 AND $6 > 0 AND (SELECT count(*) FROM unconsumed) >= 0
-             RETURNING 1
-         ), stock_held AS (
-             SELECT p.sku FROM products p JOIN back b ON b.sku = p.sku AND NOT b.scarce
-              WHERE (SELECT count(*) FROM credited) >= 0
-              ORDER BY p.sku FOR UPDATE OF p
-         ), restocked AS (
-             UPDATE products p SET stock_cartons = p.stock_cartons + b.cartons FROM back b
-              WHERE NOT b.scarce AND p.sku = b.sku AND (SELECT count(*) FROM stock_held) >= 0
-             RETURNING p.sku
-         ), supply_held AS (
-             SELECT s.sku FROM supplies s JOIN back b ON b.sku = s.sku AND b.scarce
-              WHERE s.cycle_id = $2 AND (SELECT count(*) FROM restocked) >= 0
-              ORDER BY s.sku FOR UPDATE OF s
-         ), resupplied AS (
-             UPDATE supplies s SET confirmed = s.confirmed - b.cartons FROM back b
-              WHERE b.scarce AND s.sku = b.sku AND s.cycle_id = $2
-                AND (SELECT count(*) FROM supply_held) >= 0
-             RETURNING s.sku
-         )
-         SELECT count(*) FROM resupplied";
-    let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
-    let cartons: Vec<i64> = lines.iter().map(|l| l.cartons).collect();
-    let scarce: Vec<bool> = lines.iter().map(|l| l.scarce).collect();
-    sqlx::query(SQL)
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH {lines}, consumption_held AS (
+                 SELECT c.sku FROM consumption c JOIN lines l ON l.sku = c.sku AND l.scarce
+                  WHERE c.customer_id = $1 AND c.cycle_id = $2
+                  ORDER BY c.sku FOR UPDATE OF c
+             ), unconsumed AS (
+                 UPDATE consumption c SET consumed = c.consumed - l.cartons FROM lines l
+                  WHERE l.scarce AND c.sku = l.sku AND c.customer_id = $1 AND c.cycle_id = $2
+                    AND (SELECT count(*) FROM consumption_held) >= 0
+                 RETURNING c.sku
+             ), credited AS (
+                 UPDATE exposures SET outstanding_fen = greatest(0, outstanding_fen - $6)
+                  WHERE customer_id = $1 AND $6 > 0 AND (SELECT count(*) FROM unconsumed) >= 0
+                 RETURNING 1
+             ), {shared}
+             SELECT count(*) FROM supply_moved",
+            lines = lines_cte("$3", "$4", "$5"),
+            shared = shared_rows("$2", "(SELECT count(*) FROM credited) >= 0", Move::GiveBack),
+        )
+    });
+    let (skus, cartons, scarce) = line_arrays(lines);
+    sqlx::query(&SQL)
         .bind(&order.customer_id)
         .bind(&order.cycle_id)
         .bind(&skus)
