@@ -493,6 +493,10 @@ static ENTITLEMENTS_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// The replica row of the retailer `r` as [`RetailerEntitlementRow`] reads it.
+const RETAILER_COLUMNS: &str =
+    "r.customer_id, r.area_id, r.owner_id, r.settlement, r.license_status, r.credit_limit_fen, r.blacklisted";
+
 /// One row of [`retailer_entitlements`]: the replica row beside each entitlement.
 #[derive(sqlx::FromRow)]
 struct RetailerEntitlementRow {
@@ -517,8 +521,7 @@ pub async fn retailer_entitlements(
 ) -> Result<(EntitlementBase, Vec<(String, EntitlementLive)>), ServiceError> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "SELECT r.customer_id, r.area_id, r.owner_id, r.settlement, r.license_status, \
-                    r.credit_limit_fen, r.blacklisted, e.* \
+            "SELECT {RETAILER_COLUMNS}, e.* \
                FROM (VALUES (1)) AS one (x) \
                LEFT JOIN retailers r ON r.customer_id = $1 AND r.profile_known \
                LEFT JOIN LATERAL ({}) e ON true \
@@ -562,8 +565,7 @@ pub async fn retailers_entitlements(
                   adj AS MATERIALIZED (
                       SELECT adj.* FROM allocation_adjustments adj
                        WHERE adj.customer_id = ANY($1) AND adj.allocation_id IN (SELECT a.allocation_id FROM a))
-             SELECT w.id AS wanted, r.customer_id, r.area_id, r.owner_id, r.settlement, r.license_status,
-                    r.credit_limit_fen, r.blacklisted,
+             SELECT w.id AS wanted, {RETAILER_COLUMNS},
                     a.allocation_id, a.sku, coalesce(sr.tier, 0) AS tier, {quota} AS entitled,
                     c.quota AS consumption_quota, coalesce(c.extra, 0) AS extra, coalesce(c.consumed, 0) AS consumed,
                     a.supply_remaining
