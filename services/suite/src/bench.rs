@@ -29,9 +29,7 @@ use distnet_proto::customers::v1::{Customer, CustomerFormat, Settlement};
 use distnet_proto::events::v1::event_sink_client::EventSinkClient;
 use distnet_proto::events::v1::{CustomerChanged, DeliverRequest, EventEnvelope, StandingChanged};
 use sqlx::Connection as _;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 use crate::demo::{bearer, connect};
 
@@ -284,21 +282,13 @@ async fn measure(settings: &Settings, options: &AllocationBench) -> anyhow::Resu
 /// read what it keeps in memory (at most `cache::WARM_UP_LIMIT`, then some more).
 async fn until_serving(endpoint: &str) -> anyhow::Result<()> {
     let api = distnet_proto::allocation::v1::allocation_service_server::SERVICE_NAME;
-    let mut health = HealthClient::new(connect(endpoint).await?);
+    let channel = connect(endpoint).await?;
     let deadline = Instant::now() + distnet_platform::cache::WARM_UP_LIMIT + Duration::from_secs(30);
-    loop {
-        let status = health
-            .check(HealthCheckRequest {
-                service: api.to_string(),
-            })
-            .await
-            .map(|answer| answer.into_inner().status);
-        if status.ok() == Some(ServingStatus::Serving as i32) {
-            return Ok(());
-        }
+    while crate::probe::health(channel.clone(), api).await.ok() != Some(ServingStatus::Serving) {
         anyhow::ensure!(Instant::now() < deadline, "the replica never reported ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    Ok(())
 }
 
 /// `concurrency` workers call `call(worker, n)` back to back for `seconds`; prints

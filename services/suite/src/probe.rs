@@ -69,13 +69,9 @@ pub async fn run(settings: &Settings, args: ProbeArgs) -> anyhow::Result<()> {
             .connect()
             .await
             .with_context(|| format!("connecting to {} on port {}", args.service, endpoint.port))?;
-        let answer = HealthClient::new(channel)
-            .check(HealthCheckRequest {
-                service: asked.to_string(),
-            })
+        health(channel, asked)
             .await
-            .with_context(|| format!("asking {} for its health", args.service))?;
-        anyhow::Ok(answer.into_inner().status())
+            .with_context(|| format!("asking {} for its health", args.service))
     };
     let status = tokio::time::timeout(timeout, check)
         .await
@@ -84,4 +80,14 @@ pub async fn run(settings: &Settings, args: ProbeArgs) -> anyhow::Result<()> {
     println!("{shown}: {}", status.as_str_name());
     anyhow::ensure!(status == ServingStatus::Serving, "{shown} is not serving");
     Ok(())
+}
+
+/// What the server on `channel` says of `service`'s health (`""`: the server's own).
+pub async fn health(channel: tonic::transport::Channel, service: &str) -> anyhow::Result<ServingStatus> {
+    let answer = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await?;
+    Ok(answer.into_inner().status())
 }
